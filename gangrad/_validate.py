@@ -1,0 +1,51 @@
+"""Hyper-parameter checks that name the parameter and the allowed range."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+__all__ = ["choice", "integer", "positive", "unit_interval"]
+
+
+def _real(owner: str, name: str, value: object, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{owner}: {name} must be a number in {allowed}, got {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{owner}: {name} must be a number in {allowed}, got nan")
+    return value
+
+
+def positive(owner: str, name: str, value: object) -> float:
+    """A finite real number > 0."""
+    allowed = "(0, inf)"
+    v = _real(owner, name, value, allowed)
+    if not (0 < v < math.inf):
+        raise ValueError(f"{owner}: {name} must be in {allowed}, got {v}")
+    return v
+
+
+def unit_interval(owner: str, name: str, value: object) -> float:
+    """A real number in the open interval (0, 1)."""
+    allowed = "(0, 1)"
+    v = _real(owner, name, value, allowed)
+    if not (0 < v < 1):
+        raise ValueError(f"{owner}: {name} must be in {allowed}, got {v}")
+    return v
+
+
+def integer(owner: str, name: str, value: object, minimum: int) -> int:
+    """An integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def choice(owner: str, name: str, value: object, options: Iterable[str]) -> str:
+    """One of ``options``."""
+    options = tuple(options)
+    if value not in options:
+        raise ValueError(f"{owner}: {name} must be one of {', '.join(options)}; got {value!r}")
+    return str(value)

@@ -1,0 +1,75 @@
+"""Gradient estimators for a generator's head.
+
+Contract (public; see :mod:`gangrad.estimators._base` for the full statement)::
+
+    from gangrad import estimators
+    est = estimators.create("smoothing", sigma=0.1)
+    estimators.available()                  # sorted registry keys
+    est.supports(space); est.param_shape(space)
+    s = est.surrogate(params, f)            # (B,)
+    s.mean().backward()                     # params.grad estimates ∇ mean_b E[f(x_b)]
+    x = est.sample(params)                  # (B, *space.shape), no gradient
+
+Outside packages add estimators through the entry-point group ``gangrad.estimators``
+(``[project.entry-points."gangrad.estimators"] my_key = "my_pkg.module:MyEstimator"``) or,
+in a session, with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gangrad._registry import Registry
+from gangrad.estimators._base import AbstractEstimator, Cost
+from gangrad.estimators.gumbel_softmax import GumbelSoftmax
+from gangrad.estimators.pathwise import Pathwise
+from gangrad.estimators.reparam import Reparam
+from gangrad.estimators.score_function import ScoreFunction
+from gangrad.estimators.smoothing import Smoothing
+from gangrad.estimators.st_gumbel import STGumbel
+from gangrad.estimators.straight_through import StraightThrough
+
+_BUILTINS: dict[str, type[AbstractEstimator]] = {
+    "pathwise": Pathwise,
+    "smoothing": Smoothing,
+    "reparam": Reparam,
+    "score_function": ScoreFunction,
+    "straight_through": StraightThrough,
+    "gumbel_softmax": GumbelSoftmax,
+    "st_gumbel": STGumbel,
+}
+
+REGISTRY: Registry[AbstractEstimator] = Registry("estimator", _BUILTINS, "gangrad.estimators")
+
+
+def available() -> list[str]:
+    """Sorted registry keys of every estimator (built-in and plug-in)."""
+    return REGISTRY.available()
+
+
+def create(name: str, **hyper: Any) -> AbstractEstimator:
+    """The estimator registered under ``name``, built with hyper-parameters ``hyper``.
+
+    Raises ``KeyError`` listing the available keys for an unknown ``name`` and
+    ``ValueError`` naming the parameter and its allowed range for a bad hyper-parameter.
+    """
+    return REGISTRY.create(name, **hyper)
+
+
+register = REGISTRY.register
+
+__all__ = [
+    "REGISTRY",
+    "AbstractEstimator",
+    "Cost",
+    "GumbelSoftmax",
+    "Pathwise",
+    "Reparam",
+    "STGumbel",
+    "ScoreFunction",
+    "Smoothing",
+    "StraightThrough",
+    "available",
+    "create",
+    "register",
+]

@@ -1,0 +1,182 @@
+"""The estimator contract, stated once.
+
+An estimator turns a generator head's ``params`` and a per-sample cost ``f`` into a
+*surrogate* whose gradient is an estimate of ``∇_params E_x[f(x)]``::
+
+    est = estimators.create("smoothing", sigma=0.1)
+    est.supports(space) -> bool
+    est.param_shape(space) -> tuple[int, ...]   # per-sample head shape
+    s = est.surrogate(params, f)                # params (B, *param_shape) -> (B,)
+    s.mean().backward()                         # params.grad estimates ∇ mean_b E[f(x_b)]
+    x = est.sample(params)                      # (B, *space.shape), no gradient
+
+The surrogate's *value* is the per-sample cost estimate (the "magic box" form of
+Foerster et al., 2018, "DiCE"), so one tensor serves logging and gradients.
+
+Randomness. Every estimator draws its noise in one place, :meth:`noise`. ``surrogate`` and
+``sample`` accept that noise explicitly (``noise=``), so callers can hold it fixed (common
+random numbers), vectorize over it (``torch.func.vmap``) or replay it; by default it is
+drawn from torch's global generator or from ``generator=``.
+
+Subclasses set ``key``, ``space_types``, ``differentiable_f`` (does the gradient flow
+through ``f``?) and ``f_evaluations`` (calls of ``f`` per row), and implement ``_noise``,
+``_sample`` and ``_surrogate``; ``_param_shape`` defaults to the space's own shape.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+
+from gangrad._registry import hyperparameters
+from gangrad.spaces import Continuous, Discrete, Space
+
+__all__ = ["AbstractEstimator", "Cost"]
+
+Cost = Callable[[torch.Tensor], torch.Tensor]
+
+
+class AbstractEstimator(abc.ABC):
+    """Base of every estimator; constructor arguments are the hyper-parameters."""
+
+    key: ClassVar[str]
+    space_types: ClassVar[tuple[type, ...]]
+    differentiable_f: ClassVar[bool]
+    f_evaluations: ClassVar[int] = 1
+
+    # -- contract ---------------------------------------------------------------------------
+    def supports(self, space: Space) -> bool:
+        return isinstance(space, self.space_types)
+
+    def param_shape(self, space: Space) -> tuple[int, ...]:
+        self._check_supported(space)
+        return self._param_shape(space)
+
+    def noise(self, params: torch.Tensor, *, space: Space | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The estimator's random input for ``params``; ``None`` for deterministic ones."""
+        space = self.space_of(params, space)
+        return self._noise(params, space, generator)
+
+    def surrogate(self, params: torch.Tensor, f: Cost, *, noise: torch.Tensor | None = None,
+                  space: Space | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sample surrogate, shape ``(B,)``; its gradient estimates ``∇ E[f(x)]``."""
+        space = self.space_of(params, space)
+        if noise is None:
+            noise = self._noise(params, space, generator)
+        return self._surrogate(params, _checked_cost(f), noise, space)
+
+    def sample(self, params: torch.Tensor, *, noise: torch.Tensor | None = None,
+               space: Space | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """What the generator emits, shape ``(B, *space.shape)``; carries no gradient."""
+        space = self.space_of(params, space)
+        with torch.no_grad():
+            if noise is None:
+                noise = self._noise(params, space, generator)
+            return self._sample(params.detach(), noise, space)
+
+    # -- helpers available to every estimator --------------------------------------------------
+    def space_of(self, params: torch.Tensor, space: Space | None = None) -> Space:
+        """The space ``params`` belong to; checks the shape against ``param_shape``."""
+        if not isinstance(params, torch.Tensor):
+            raise TypeError(f"{self.key}: params must be a torch.Tensor, got {type(params)}")
+        per_sample = tuple(params.shape[1:])
+        if space is not None:
+            self._check_supported(space)
+            expected = self._param_shape(space)
+            if params.dim() < 1 or per_sample != expected:
+                raise ValueError(
+                    f"{self.key}: params for {space} must have shape (B, "
+                    f"{', '.join(map(str, expected))}), got {tuple(params.shape)}"
+                )
+            return space
+        candidates: list[Space] = []
+        if params.dim() >= 2:
+            candidates.append(Continuous(params.shape[-1]))
+        if params.dim() >= 3 and params.shape[-1] >= 2:
+            candidates.append(Discrete(params.shape[-2], params.shape[-1]))
+        for cand in candidates:
+            if self.supports(cand) and self._param_shape(cand) == per_sample:
+                return cand
+        raise ValueError(
+            f"{self.key}: params of shape {tuple(params.shape)} match no supported space; "
+            f"expected {self._expected_shapes()}"
+        )
+
+    def replace(self, **changes: Any) -> AbstractEstimator:
+        """A new estimator with some hyper-parameters changed (e.g. an annealed ``sigma``)."""
+        hyper = self.hyperparameters()
+        unknown = sorted(set(changes) - set(hyper))
+        if unknown:
+            raise ValueError(
+                f"{self.key} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+                f"accepted: {', '.join(hyper) or 'none'}"
+            )
+        return type(self)(**{**hyper, **changes})
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {h.name: getattr(self, h.name) for h in hyperparameters(type(self))}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.hyperparameters() == other.hyperparameters()
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(self.hyperparameters().items()))))
+
+    def _check_supported(self, space: Space) -> None:
+        if not isinstance(space, Continuous | Discrete):
+            raise TypeError(f"{self.key}: expected a Continuous or Discrete space, got {space!r}")
+        if not self.supports(space):
+            kinds = " or ".join(t.__name__ for t in self.space_types)
+            raise ValueError(f"{self.key} does not support {space}; it supports {kinds} spaces")
+
+    def _expected_shapes(self) -> str:
+        shapes = []
+        if Continuous in self.space_types:
+            inner = self._param_shape(Continuous(7))
+            shapes.append("(B, " + ", ".join("dim" if s == 7 else str(s) for s in inner)
+                          + ") for Continuous(dim)")
+        if Discrete in self.space_types:
+            shapes.append("(B, length, classes) for Discrete(length, classes)")
+        return " or ".join(shapes)
+
+    # -- what a concrete estimator provides ------------------------------------------------------
+    def _param_shape(self, space: Space) -> tuple[int, ...]:
+        return space.shape
+
+    @abc.abstractmethod
+    def _noise(self, params: torch.Tensor, space: Space,
+               generator: torch.Generator | None) -> torch.Tensor | None: ...
+
+    @abc.abstractmethod
+    def _sample(self, params: torch.Tensor, noise: torch.Tensor | None,
+                space: Space) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def _surrogate(self, params: torch.Tensor, f: Cost, noise: torch.Tensor | None,
+                   space: Space) -> torch.Tensor: ...
+
+
+def _checked_cost(f: Cost) -> Cost:
+    """Wrap ``f`` so that a wrong output shape is reported where it happens."""
+
+    def checked(x: torch.Tensor) -> torch.Tensor:
+        out = f(x)
+        if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0],):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"f must map x of shape (N, ...) to a tensor of shape (N,); "
+                f"got {shape} for N={x.shape[0]}"
+            )
+        return out
+
+    return checked
