@@ -26,6 +26,7 @@ through ``f``?) and ``f_evaluations`` (calls of ``f`` per row), and implement ``
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -46,6 +47,7 @@ class AbstractEstimator(abc.ABC):
     space_types: ClassVar[tuple[type, ...]]
     differentiable_f: ClassVar[bool]
     f_evaluations: ClassVar[int] = 1
+    _frozen: bool = False
 
     # -- contract ---------------------------------------------------------------------------
     def supports(self, space: Space) -> bool:
@@ -118,6 +120,16 @@ class AbstractEstimator(abc.ABC):
                 f"accepted: {', '.join(hyper) or 'none'}"
             )
         return type(self)(**{**hyper, **changes})
+
+    def frozen(self) -> AbstractEstimator:
+        """A copy whose state learned during use (e.g. an EMA baseline) no longer changes.
+
+        Needed where one call is traced for many replicates (``torch.func.vmap``) and for
+        measurements that must not move the estimator they measure.
+        """
+        clone = copy.copy(self)
+        clone._frozen = True
+        return clone
 
     def hyperparameters(self) -> dict[str, Any]:
         return {h.name: getattr(self, h.name) for h in hyperparameters(type(self))}

@@ -17,7 +17,8 @@ Baselines (``baseline``):
   ``b`` is independent of the draw it multiplies, so the estimate stays unbiased.
 - ``"ema"``: an exponential moving average of past batches' mean cost, updated *after*
   use (``decay`` ``ema_decay``). This is state learned during use: see ``baseline_``,
-  :meth:`reset`. The first call has no history and uses ``b = 0``.
+  :meth:`reset`, and :meth:`frozen` for a copy that stops updating it. The first call has
+  no history and uses ``b = 0``.
 
 With ``S > 1`` the row's estimate is the average over its draws and ``f`` is called on
 ``B·S`` samples. For f = (x − k)², x ~ N(μ, 1), the per-sample variance without baseline
@@ -98,9 +99,10 @@ class ScoreFunction(AbstractEstimator):
                 )
             return (fx.sum(0, keepdim=True) - fx) / (B - 1)
         b = torch.zeros_like(fx) if self.baseline_ is None else self.baseline_.expand_as(fx)
-        batch_mean = fx.mean()
-        self.baseline_ = (batch_mean if self.baseline_ is None else
-                          self.ema_decay * self.baseline_ + (1 - self.ema_decay) * batch_mean)
+        if not self._frozen:
+            batch_mean = fx.mean()
+            self.baseline_ = (batch_mean if self.baseline_ is None else
+                              self.ema_decay * self.baseline_ + (1 - self.ema_decay) * batch_mean)
         return b
 
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:

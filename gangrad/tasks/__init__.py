@@ -1,0 +1,63 @@
+"""Shared GAN tasks.
+
+Contract (public)::
+
+    from gangrad import tasks
+    task = tasks.create("ring8")          # registry key + hyper-parameters
+    task.space; task.latent_dim
+    task.sample_real(n, generator=None)   # (n, *space shape)
+    G = task.make_generator(param_shape)  # z (B, latent_dim) -> params (B, *param_shape)
+    D = task.make_discriminator()         # x (B, *space shape) -> logits (B,)
+    task.evaluate(x) -> dict[str, float]  # sample-quality metrics
+
+Outside packages add tasks through the entry-point group ``gangrad.tasks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gangrad._registry import Registry
+from gangrad.tasks._base import AbstractTask
+from gangrad.tasks.binary_digits import BinaryDigits
+from gangrad.tasks.categorical import Categorical
+from gangrad.tasks.digits import Digits
+from gangrad.tasks.gaussian1d import Gaussian1D
+from gangrad.tasks.grid25 import Grid25
+from gangrad.tasks.oracle_seq import OracleSeq
+from gangrad.tasks.ring8 import Ring8
+
+_BUILTINS: dict[str, type[AbstractTask]] = {
+    cls.name: cls
+    for cls in (Gaussian1D, Ring8, Grid25, Categorical, BinaryDigits, Digits, OracleSeq)
+}
+
+REGISTRY: Registry[AbstractTask] = Registry("task", _BUILTINS, "gangrad.tasks")
+
+
+def available() -> list[str]:
+    """Sorted registry keys of every task (built-in and plug-in)."""
+    return REGISTRY.available()
+
+
+def create(name: str, **hyper: Any) -> AbstractTask:
+    """The task registered under ``name``, built with hyper-parameters ``hyper``."""
+    return REGISTRY.create(name, **hyper)
+
+
+register = REGISTRY.register
+
+__all__ = [
+    "REGISTRY",
+    "AbstractTask",
+    "BinaryDigits",
+    "Categorical",
+    "Digits",
+    "Gaussian1D",
+    "Grid25",
+    "OracleSeq",
+    "Ring8",
+    "available",
+    "create",
+    "register",
+]

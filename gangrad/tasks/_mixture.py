@@ -1,0 +1,125 @@
+"""2-D Gaussian mixtures with mode-collapse metrics (PacGAN, VEEGAN).
+
+Data: a uniform mixture of ``K`` isotropic Gaussians ``N(μ_k, std²·I)`` in the plane.
+
+Metrics (Srivastava et al., 2017, "VEEGAN: Reducing mode collapse in GANs using implicit
+variational learning"; Lin et al., 2018, "PacGAN: the power of two samples in generative
+adversarial networks", Table 1), defined on 2,500 generator samples. The rule follows
+PacGAN's released evaluation code (github.com/fjxmlzn/PacGAN,
+``synthetic_data_experiments/PacGAN/pacgan/extensions.py``, ``MetricLogger``):
+
+- every sample ``x`` is assigned to its nearest mode ``k(x) = argmin_k ‖x - μ_k‖ / std``
+  (there, distances standardised by each mode's diagonal std; here all stds are equal, so
+  this is the Euclidean nearest centre);
+- ``x`` is *high-quality* if ``‖x - μ_{k(x)}‖ < 3·std`` (strict);
+- ``c_k`` = number of high-quality samples assigned to mode ``k`` (low-quality samples
+  are dropped, not counted in any bin);
+- ``modes`` = ``#{k : c_k ≥ 1}``, the modes with at least one high-quality sample;
+- ``high_quality`` = ``Σ_k c_k / n``, the fraction of high-quality samples;
+- ``reverse_kl`` = ``KL(p ‖ U_K) = Σ_k p_k log(K p_k)`` with ``p_k = c_k / Σ_j c_j``, the
+  mode histogram of the high-quality samples against the uniform data weights, with
+  ``0 log 0 = 0`` so empty bins add nothing; this equals ``log K - H(p)``, the "entropy of
+  coverage" the released code logs. With no high-quality sample at all ``p`` is undefined
+  and ``reverse_kl`` is reported as ``log K``, its value for a single-mode histogram (the
+  largest it can take).
+
+Default networks: generator MLP ``latent_dim → hidden×depth → 2`` with ReLU, discriminator
+MLP ``2 → hidden×depth → 1`` with LeakyReLU(0.2), ``hidden=128, depth=3``. PacGAN used a
+4×400 ReLU + batch-norm generator and a 3×200 maxout (5 pieces) discriminator; the defaults
+here are smaller so that a run takes seconds on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from matplotlib.patches import Circle
+from torch import nn
+
+from gangrad import _validate
+from gangrad.spaces import Continuous
+from gangrad.tasks import _plots
+from gangrad.tasks._base import AbstractTask, check_samples
+from gangrad.tasks._nets import MLPDiscriminator, leaky_relu, mlp_generator
+
+__all__ = ["AbstractMixture2D", "mode_metrics"]
+
+THRESHOLD = 3.0  # high-quality radius, in standard deviations
+
+
+def mode_metrics(x: torch.Tensor, centres: torch.Tensor, std: float) -> dict[str, float]:
+    """PacGAN's ``modes``, ``high_quality`` and ``reverse_kl`` of ``x (n, 2)`` (module doc)."""
+    # Direct differences, not the |x|² - 2x·μ + |μ|² shortcut, so the 3σ cut is exact.
+    dist = torch.cdist(x.double(), centres.double(),
+                       compute_mode="donot_use_mm_for_euclid_dist")  # n x K
+    nearest_dist, nearest = dist.min(dim=1)
+    good = nearest_dist < THRESHOLD * std
+    k = centres.shape[0]
+    counts = torch.bincount(nearest[good], minlength=k).double()  # K
+    total = counts.sum()
+    if total > 0:
+        p = counts / total
+        reverse_kl = float(torch.xlogy(p, p * k).sum())
+    else:
+        reverse_kl = math.log(k)
+    return {
+        "modes": float((counts > 0).sum()),
+        "high_quality": float(good.double().mean()),
+        "reverse_kl": reverse_kl,
+    }
+
+
+class AbstractMixture2D(AbstractTask):
+    """A uniform mixture of ``N(centres[k], std²·I)``; subclasses set ``centres (K, 2)``."""
+
+    metrics = {"modes": True, "high_quality": True, "reverse_kl": False}
+    exact_reference = None
+
+    centres: torch.Tensor  # K x 2
+    std: float
+    hidden: int
+    depth: int
+
+    def _check_nets(self, latent_dim: int, hidden: int, depth: int) -> None:
+        owner = type(self).__name__
+        _validate.integer(owner, "latent_dim", latent_dim, 1)
+        _validate.integer(owner, "hidden", hidden, 1)
+        _validate.integer(owner, "depth", depth, 1)
+        self.space = Continuous(2)
+        self.latent_dim = latent_dim
+
+    def sample_real(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        k = torch.randint(self.centres.shape[0], (n,), generator=generator)
+        noise = torch.randn(n, 2, generator=generator)
+        return self.centres[k] + self.std * noise
+
+    def make_generator(self, param_shape: tuple[int, ...]) -> nn.Module:
+        return mlp_generator(self.latent_dim, self.hidden, self.depth, param_shape, nn.ReLU)
+
+    def make_discriminator(self) -> nn.Module:
+        return MLPDiscriminator((2,), self.hidden, self.depth, leaky_relu)
+
+    def evaluate(self, x: torch.Tensor) -> dict[str, float]:
+        return mode_metrics(check_samples(self.space, x), self.centres, self.std)
+
+    def render(self, x: torch.Tensor, path: str | Path) -> Path:
+        xs = check_samples(self.space, x)
+        m = self.evaluate(xs)
+        centres = self.centres.numpy()
+        lo, hi = centres.min(), centres.max()
+        pad = 0.25 * (hi - lo) + 0.5
+        fig = _plots.new_figure(5, 5, style="white")
+        ax = fig.axes[0]
+        for c in centres:
+            ax.add_patch(Circle(c, THRESHOLD * self.std, color="tab:red", alpha=0.3, lw=0))
+        ax.scatter(centres[:, 0], centres[:, 1], marker="+", c="tab:red", s=60, zorder=3)
+        points = xs.double().numpy()
+        ax.scatter(points[:, 0], points[:, 1], s=3, c="k", alpha=0.3, lw=0)
+        ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), aspect="equal",
+               xlabel="$x_1$", ylabel="$x_2$")
+        ax.set_title(f"{self.name}: modes {m['modes']:.0f}/{len(centres)}, high quality "
+                     f"{100 * m['high_quality']:.1f}%, reverse KL {m['reverse_kl']:.3f}",
+                     fontsize=9)
+        return _plots.save(fig, path)

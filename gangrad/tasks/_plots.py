@@ -1,0 +1,47 @@
+"""Figure helpers for ``task.render``.
+
+Figures are built on matplotlib's object API with the Agg canvas, never through
+``pyplot``: no global figure state, safe in worker threads and on machines without a
+display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["image_grid", "new_figure", "save"]
+
+
+def new_figure(width: float = 5.0, height: float = 5.0, style: str = "white") -> Figure:
+    """An empty figure with an Agg canvas, drawn in seaborn's ``style``."""
+    with sns.axes_style(style):
+        fig = Figure(figsize=(width, height), dpi=100)
+        FigureCanvasAgg(fig)
+        fig.add_subplot()
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", bbox_inches="tight")
+    return path
+
+
+def image_grid(images: np.ndarray, columns: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile ``images (n, h, w)`` into one ``(rows·(h+pad)-pad, columns·(w+pad)-pad)`` array.
+
+    Missing tiles and the padding are NaN, which ``imshow`` leaves blank.
+    """
+    n, h, w = images.shape
+    rows = max(1, -(-n // columns))
+    tiles = np.full((rows * columns, h + pad, w + pad), np.nan)
+    tiles[:n, :h, :w] = images
+    grid = tiles.reshape(rows, columns, h + pad, w + pad).transpose(0, 2, 1, 3)
+    return grid.reshape(rows * (h + pad), columns * (w + pad))[:-pad or None, :-pad or None]

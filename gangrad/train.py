@@ -1,0 +1,376 @@
+"""Training a GAN whose generator step uses a gradient estimator.
+
+Each iteration makes ``d_steps`` discriminator updates, then one generator update whose
+loss is ``estimator.surrogate(G(z), f).mean()`` with ``f(x)`` the generator loss through
+the current D:
+
+- non-saturating (default): ``f(x) = softplus(−D(x)) = −log σ(D(x))``;
+- minimax: ``f(x) = −softplus(D(x)) = log(1 − σ(D(x)))`` (Goodfellow et al., 2014).
+
+The fakes D trains on are exactly what ``f`` sees: they are recorded from the estimator's
+own path (e.g. the relaxed vectors for Gumbel-softmax, ``B·S`` draws for a score function
+with ``S`` samples per row). D minimises the usual binary cross-entropy. Optimiser: Adam
+with β = (0.5, 0.999) by default.
+
+The state of a run is explicit (:class:`TrainState`) and one iteration is the function
+:func:`train_step`, so that runs can be resumed, inspected or vectorized over seeds.
+For a given seed a run on the CPU is deterministic.
+
+Python::
+
+    from gangrad.train import train
+    history = train("ring8", "pathwise", steps=2000, seed=0)   # pandas DataFrame
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from gangrad import estimators as estimators_mod
+from gangrad import tasks as tasks_mod
+from gangrad._validate import choice, integer, positive
+from gangrad.estimators import AbstractEstimator
+from gangrad.schedules import Schedule
+from gangrad.spaces import Discrete
+from gangrad.tasks import AbstractTask
+
+__all__ = ["Diverged", "TrainConfig", "TrainState", "checkpoints", "generator_loss",
+           "init_state", "param_kind", "train", "train_step"]
+
+LOSSES = ("nonsaturating", "minimax")
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters; ``None`` takes the task's ``training_defaults``."""
+
+    steps: int | None = None
+    batch_size: int | None = None
+    lr_g: float | None = None
+    lr_d: float | None = None
+    d_steps: int | None = None
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "nonsaturating"
+    eval_every: int | None = None
+    eval_samples: int = 2500
+    seed: int = 0
+    device: str | None = None
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+
+    def resolved(self, task: AbstractTask) -> TrainConfig:
+        """A copy with every ``None`` filled from the task's defaults, validated."""
+        defaults = {"steps": 2000, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1,
+                    **task.training_defaults}
+        values = asdict(self)
+        values["schedules"] = dict(self.schedules)
+        for key in ("steps", "batch_size", "lr_g", "lr_d", "d_steps"):
+            if values[key] is None:
+                values[key] = defaults[key]
+        if values["eval_every"] is None:
+            values["eval_every"] = max(1, values["steps"] // 20)
+        if values["device"] is None:
+            values["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        cfg = TrainConfig(**values)
+        integer("train", "steps", cfg.steps, minimum=1)
+        integer("train", "batch_size", cfg.batch_size, minimum=2)
+        integer("train", "d_steps", cfg.d_steps, minimum=0)
+        integer("train", "eval_every", cfg.eval_every, minimum=1)
+        integer("train", "eval_samples", cfg.eval_samples, minimum=2)
+        integer("train", "seed", cfg.seed, minimum=0)
+        positive("train", "lr_g", cfg.lr_g)
+        positive("train", "lr_d", cfg.lr_d)
+        for name in ("beta1", "beta2"):
+            value = getattr(cfg, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"train: {name} must be in [0, 1), got {value}")
+        choice("train", "loss", cfg.loss, LOSSES)
+        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"train: device {cfg.device!r} requested but CUDA is not available")
+        return cfg
+
+
+@dataclass
+class TrainState:
+    """Everything a run carries from one iteration to the next."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    estimator: AbstractEstimator
+    rng: torch.Generator  # latent and estimator noise, on the run's device
+    data_rng: torch.Generator  # real samples (tasks draw them on the CPU)
+    step: int = 0
+
+
+class Diverged(RuntimeError):
+    """A loss or a parameter became NaN/Inf."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(f"diverged at step {step}: {what} is not finite")
+        self.step = step
+
+
+def generator_loss(kind: str, D: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The per-sample cost ``f`` of the generator step, through discriminator ``D``."""
+    if kind == "nonsaturating":
+        return lambda x: nn.functional.softplus(-D(x))
+    return lambda x: -nn.functional.softplus(D(x))
+
+
+def param_kind(estimator: AbstractEstimator, task: AbstractTask) -> str:
+    """What G's head emits for this estimator: ``logits``, ``mean`` or ``loc_scale``."""
+    if isinstance(task.space, Discrete):
+        return "logits"
+    return "loc_scale" if estimator.param_shape(task.space) != task.space.shape else "mean"
+
+
+def _fakes(state: TrainState, z: torch.Tensor, space) -> torch.Tensor:
+    """What ``f`` would see for latents ``z``: the fakes D trains on, without gradient."""
+    seen: list[torch.Tensor] = []
+
+    def record(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.detach())
+        return x.new_zeros(x.shape[0])
+
+    with torch.no_grad():
+        state.estimator.surrogate(state.G(z), record, space=space, generator=state.rng)
+    return seen[0]
+
+
+def train_step(state: TrainState, task: AbstractTask,
+               cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """One iteration: ``d_steps`` D updates, then one G update.
+
+    Returns the losses as 0-d tensors on the run's device (reading them would synchronize
+    a GPU every step; :func:`train` checks them at each evaluation).
+    """
+    device = torch.device(cfg.device)
+    space = task.space
+    d_losses = []
+    for _ in range(cfg.d_steps):
+        z = task.sample_latent(cfg.batch_size, generator=state.rng, device=device)
+        fake = _fakes(state, z, space)
+        real = task.sample_real(fake.shape[0], generator=state.data_rng).to(device)
+        logits_real, logits_fake = state.D(real), state.D(fake)
+        d_loss = (nn.functional.softplus(-logits_real).mean()
+                  + nn.functional.softplus(logits_fake).mean())
+        state.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        state.opt_d.step()
+        d_losses.append(d_loss.detach())
+
+    state.D.requires_grad_(False)
+    try:
+        z = task.sample_latent(cfg.batch_size, generator=state.rng, device=device)
+        f = generator_loss(cfg.loss, state.D)
+        g_loss = state.estimator.surrogate(state.G(z), f, space=space,
+                                           generator=state.rng).mean()
+        state.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        state.opt_g.step()
+    finally:
+        state.D.requires_grad_(True)
+    state.step += 1
+    losses = {"g_loss": g_loss.detach()}
+    if d_losses:
+        losses["d_loss"] = torch.stack(d_losses).mean()
+    return losses
+
+
+def init_state(task: AbstractTask, estimator: AbstractEstimator,
+               cfg: TrainConfig) -> TrainState:
+    """Fresh G, D and optimisers for a resolved config; seeded by ``cfg.seed``."""
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    G = task.make_generator(estimator.param_shape(task.space)).to(device)
+    D = task.make_discriminator().to(device)
+    return TrainState(
+        G=G, D=D,
+        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
+        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
+        estimator=estimator,
+        rng=torch.Generator(device).manual_seed(cfg.seed),
+        data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003),
+    )
+
+
+def checkpoints(task: AbstractTask | str, estimator: AbstractEstimator | str,
+                at_steps: list[int], *, estimator_hyper: Mapping[str, Any] | None = None,
+                config: TrainConfig | None = None,
+                **overrides: Any) -> Iterator[tuple[int, TrainState]]:
+    """Train and yield ``(step, state)`` at each of ``at_steps`` (sorted, ≥ 0).
+
+    The state is live: copy G and D if you change them. Raises :class:`Diverged` if the
+    run blows up before the last checkpoint.
+    """
+    task, estimator = _resolve(task, estimator, estimator_hyper)
+    steps = sorted(set(int(s) for s in at_steps))
+    if not steps or steps[0] < 0:
+        raise ValueError(f"at_steps must be non-negative integers, got {at_steps}")
+    base = config or TrainConfig()
+    cfg = TrainConfig(**{**asdict(base), "schedules": dict(base.schedules), **overrides,
+                         "steps": max(steps[-1], 1)}).resolved(task)
+    state = init_state(task, estimator, cfg)
+    for target in steps:
+        while state.step < target:
+            losses = train_step(state, task, cfg)
+            if not all(torch.isfinite(v) for v in losses.values()):
+                raise Diverged(state.step, "a loss")
+        yield state.step, state
+
+
+def _evaluate(state: TrainState, task: AbstractTask, z_eval: torch.Tensor,
+              kind: str, eval_rng_seed: int) -> dict[str, float]:
+    with torch.no_grad():
+        params = state.G(z_eval)
+        x = state.estimator.sample(params, space=task.space,
+                                   generator=torch.Generator(z_eval.device).manual_seed(
+                                       eval_rng_seed))
+    if not torch.isfinite(x).all():
+        raise Diverged(state.step, "the generator's output")
+    metrics = task.evaluate(x.cpu())
+    metrics.update(task.evaluate_generator(state.G, kind))
+    return metrics
+
+
+def _resolve(task: AbstractTask | str, estimator: AbstractEstimator | str,
+             hyper: Mapping[str, Any] | None) -> tuple[AbstractTask, AbstractEstimator]:
+    task = tasks_mod.create(task) if isinstance(task, str) else task
+    estimator = (estimators_mod.create(estimator, **(hyper or {}))
+                 if isinstance(estimator, str) else estimator)
+    if not estimator.supports(task.space):
+        able = [k for k, cls in sorted(estimators_mod.REGISTRY.classes().items())
+                if isinstance(task.space, cls.space_types)]
+        raise ValueError(
+            f"estimator {estimator.key!r} does not support task {task.name!r} "
+            f"({task.space}); estimators that do: {', '.join(able)}"
+        )
+    return task, estimator
+
+
+def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
+          estimator_hyper: Mapping[str, Any] | None = None,
+          config: TrainConfig | None = None, out_dir: str | Path | None = None,
+          progress: Callable[[dict[str, Any]], None] | None = None,
+          checkpoint_steps: Sequence[int] = (),
+          on_checkpoint: Callable[[int, TrainState], None] | None = None,
+          **overrides: Any) -> pd.DataFrame:
+    """Train a GAN on ``task`` with ``estimator`` for the generator step.
+
+    Returns the metric history, one row per evaluation (``step``, ``elapsed_s``, the
+    losses averaged since the previous row, the task's metrics). ``history.attrs`` holds
+    ``status`` (``"ok"`` or ``"diverged"``), ``diverged_at`` and the resolved config.
+    ``overrides`` are :class:`TrainConfig` fields (``steps=500, seed=1``). With
+    ``out_dir``, writes ``history.csv``, ``config.json`` and a picture of final samples.
+    ``on_checkpoint(step, state)`` is called at each of ``checkpoint_steps`` (0 = before
+    the first update); the state is live, so copy what you keep.
+    Bad arguments raise ``ValueError`` before any work starts.
+    """
+    task, estimator = _resolve(task, estimator, estimator_hyper)
+    base = config or TrainConfig()
+    unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"train: unknown option(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(TrainConfig.__dataclass_fields__)}")
+    cfg = TrainConfig(**{**asdict(base), "schedules": dict(base.schedules), **overrides})
+    cfg = cfg.resolved(task)
+    hyper = estimator.hyperparameters()
+    for name in cfg.schedules:
+        if name not in hyper:
+            raise ValueError(f"train: cannot anneal {name!r}: estimator {estimator.key!r} has "
+                             f"hyper-parameters {', '.join(hyper) or 'none'}")
+    marks = sorted({int(s) for s in checkpoint_steps})
+    if marks and (marks[0] < 0 or marks[-1] > cfg.steps):
+        raise ValueError(f"train: checkpoint_steps must lie in [0, {cfg.steps}], got {marks}")
+    if marks and on_checkpoint is None:
+        raise ValueError("train: checkpoint_steps given without on_checkpoint")
+    for name, sched in cfg.schedules.items():  # validates every scheduled value up front
+        estimator.replace(**{name: sched(0)})
+        estimator.replace(**{name: sched(cfg.steps)})
+
+    state = init_state(task, estimator, cfg)
+    device = torch.device(cfg.device)
+    kind = param_kind(estimator, task)
+    z_eval = task.sample_latent(cfg.eval_samples,
+                                generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict[str, Any]] = []
+    pending: list[dict[str, torch.Tensor]] = []  # losses since the last evaluation
+    status, diverged_at = "ok", None
+    start = time.perf_counter()
+
+    def record(step: int) -> None:
+        row: dict[str, Any] = {"step": step, "elapsed_s": time.perf_counter() - start}
+        if pending:
+            first = step - len(pending) + 1
+            for name in pending[0]:
+                values = torch.stack([p[name] for p in pending]).float().cpu()
+                bad = (~torch.isfinite(values)).nonzero()
+                if len(bad):
+                    raise Diverged(first + int(bad[0]), name)
+                row[name] = float(values.mean())
+            pending.clear()
+        row.update(_evaluate(state, task, z_eval, kind, cfg.seed + 11))
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+
+    try:
+        record(0)
+        if 0 in marks:
+            on_checkpoint(0, state)
+        while state.step < cfg.steps:
+            if cfg.schedules:
+                state.estimator = estimator.replace(
+                    **{k: s(state.step) for k, s in cfg.schedules.items()})
+            pending.append(train_step(state, task, cfg))
+            if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
+                record(state.step)
+            if state.step in marks:
+                if rows[-1]["step"] != state.step:
+                    record(state.step)  # checks the pending losses before measuring
+                on_checkpoint(state.step, state)
+    except Diverged as exc:
+        status, diverged_at = "diverged", exc.step
+        if progress is not None:
+            progress({"step": exc.step, "status": "diverged", "message": str(exc)})
+
+    history = pd.DataFrame(rows)
+    history.attrs.update({"status": status, "diverged_at": diverged_at,
+                          "task": task.name, "estimator": estimator.key,
+                          "estimator_hyper": estimator.hyperparameters(),
+                          "config": _config_dict(cfg)})
+    if out is not None:
+        _write_outputs(out, history, state, task, z_eval)
+    return history
+
+
+def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["schedules"] = {k: asdict(v) for k, v in cfg.schedules.items()}
+    return d
+
+
+def _write_outputs(out: Path, history: pd.DataFrame, state: TrainState, task: AbstractTask,
+                   z_eval: torch.Tensor) -> None:
+    history.to_csv(out / "history.csv", index=False)
+    (out / "config.json").write_text(json.dumps(history.attrs, indent=2, default=str) + "\n")
+    with torch.no_grad():
+        x = state.estimator.sample(state.G(z_eval), space=task.space,
+                                   generator=torch.Generator(z_eval.device).manual_seed(0))
+    if torch.isfinite(x).all():
+        task.render(x.cpu(), out / "samples.png")
