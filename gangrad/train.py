@@ -47,6 +47,7 @@ __all__ = ["Diverged", "TrainConfig", "TrainState", "checkpoints", "generator_lo
            "init_state", "param_kind", "train", "train_step"]
 
 LOSSES = ("nonsaturating", "minimax")
+SAMPLES_KEPT = 256  # generated samples of the last evaluation kept in history.attrs
 
 
 @dataclass
@@ -150,7 +151,9 @@ def _fakes(state: TrainState, z: torch.Tensor, space) -> torch.Tensor:
 
 def train_step(state: TrainState, task: AbstractTask,
                cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """One iteration: ``d_steps`` D updates, then one G update.
+    """One iteration: ``d_steps`` D updates, then one G update; an estimator that
+    ``learns`` (e.g. REBAR's control variate) then updates its own state once
+    (:meth:`~gangrad.estimators.AbstractEstimator.learn`) on the same G output and D.
 
     Returns the losses as 0-d tensors on the run's device (reading them would synchronize
     a GPU every step; :func:`train` checks them at each evaluation).
@@ -174,11 +177,13 @@ def train_step(state: TrainState, task: AbstractTask,
     try:
         z = task.sample_latent(cfg.batch_size, generator=state.rng, device=device)
         f = generator_loss(cfg.loss, state.D)
-        g_loss = state.estimator.surrogate(state.G(z), f, space=space,
-                                           generator=state.rng).mean()
+        params = state.G(z)
+        g_loss = state.estimator.surrogate(params, f, space=space, generator=state.rng).mean()
         state.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         state.opt_g.step()
+        if state.estimator.learns:  # e.g. a control variate, on the same params and D
+            state.estimator.learn(params.detach(), f, space=space, generator=state.rng)
     finally:
         state.D.requires_grad_(True)
     state.step += 1
@@ -231,7 +236,7 @@ def checkpoints(task: AbstractTask | str, estimator: AbstractEstimator | str,
 
 
 def _evaluate(state: TrainState, task: AbstractTask, z_eval: torch.Tensor,
-              kind: str, eval_rng_seed: int) -> dict[str, float]:
+              kind: str, eval_rng_seed: int) -> tuple[dict[str, float], torch.Tensor]:
     with torch.no_grad():
         params = state.G(z_eval)
         x = state.estimator.sample(params, space=task.space,
@@ -239,9 +244,10 @@ def _evaluate(state: TrainState, task: AbstractTask, z_eval: torch.Tensor,
                                        eval_rng_seed))
     if not torch.isfinite(x).all():
         raise Diverged(state.step, "the generator's output")
-    metrics = task.evaluate(x.cpu())
+    x = x.cpu()
+    metrics = task.evaluate(x)
     metrics.update(task.evaluate_generator(state.G, kind))
-    return metrics
+    return metrics, x
 
 
 def _resolve(task: AbstractTask | str, estimator: AbstractEstimator | str,
@@ -250,11 +256,10 @@ def _resolve(task: AbstractTask | str, estimator: AbstractEstimator | str,
     estimator = (estimators_mod.create(estimator, **(hyper or {}))
                  if isinstance(estimator, str) else estimator)
     if not estimator.supports(task.space):
-        able = [k for k, cls in sorted(estimators_mod.REGISTRY.classes().items())
-                if isinstance(task.space, cls.space_types)]
         raise ValueError(
             f"estimator {estimator.key!r} does not support task {task.name!r} "
-            f"({task.space}); estimators that do: {', '.join(able)}"
+            f"({task.space}); estimators that do: "
+            f"{', '.join(estimators_mod.supporting(task.space))}"
         )
     return task, estimator
 
@@ -270,7 +275,8 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
 
     Returns the metric history, one row per evaluation (``step``, ``elapsed_s``, the
     losses averaged since the previous row, the task's metrics). ``history.attrs`` holds
-    ``status`` (``"ok"`` or ``"diverged"``), ``diverged_at`` and the resolved config.
+    ``status`` (``"ok"`` or ``"diverged"``), ``diverged_at``, the resolved config and
+    ``samples``: the last evaluation's first 256 generated samples (CPU tensor).
     ``overrides`` are :class:`TrainConfig` fields (``steps=500, seed=1``). With
     ``out_dir``, writes ``history.csv``, ``config.json`` and a picture of final samples.
     ``on_checkpoint(step, state)`` is called at each of ``checkpoint_steps`` (0 = before
@@ -310,6 +316,7 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
 
     rows: list[dict[str, Any]] = []
     pending: list[dict[str, torch.Tensor]] = []  # losses since the last evaluation
+    samples: dict[str, torch.Tensor] = {}  # the latest evaluation's generated samples
     status, diverged_at = "ok", None
     start = time.perf_counter()
 
@@ -324,7 +331,9 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
                     raise Diverged(first + int(bad[0]), name)
                 row[name] = float(values.mean())
             pending.clear()
-        row.update(_evaluate(state, task, z_eval, kind, cfg.seed + 11))
+        metrics, x = _evaluate(state, task, z_eval, kind, cfg.seed + 11)
+        row.update(metrics)
+        samples["last"] = x[:SAMPLES_KEPT]
         rows.append(row)
         if progress is not None:
             progress(row)
@@ -353,6 +362,7 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
     history.attrs.update({"status": status, "diverged_at": diverged_at,
                           "task": task.name, "estimator": estimator.key,
                           "estimator_hyper": estimator.hyperparameters(),
+                          "samples": samples.get("last"),
                           "config": _config_dict(cfg)})
     if out is not None:
         _write_outputs(out, history, state, task, z_eval)
@@ -368,7 +378,8 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
 def _write_outputs(out: Path, history: pd.DataFrame, state: TrainState, task: AbstractTask,
                    z_eval: torch.Tensor) -> None:
     history.to_csv(out / "history.csv", index=False)
-    (out / "config.json").write_text(json.dumps(history.attrs, indent=2, default=str) + "\n")
+    attrs = {k: v for k, v in history.attrs.items() if k != "samples"}
+    (out / "config.json").write_text(json.dumps(attrs, indent=2, default=str) + "\n")
     with torch.no_grad():
         x = state.estimator.sample(state.G(z_eval), space=task.space,
                                    generator=torch.Generator(z_eval.device).manual_seed(0))

@@ -37,7 +37,11 @@ def test_categorical_at_init_bias_and_baselines():
     [("ring8", "smoothing", {"sigma": 0.1}), ("ring8", "reparam", {}),
      ("categorical", "score_function", {"baseline": "mean", "samples": 3}),
      ("binary_digits", "st_gumbel", {}), ("binary_digits", "straight_through", {}),
-     ("oracle_seq", "gumbel_softmax", {"temperature": 0.7})],
+     ("oracle_seq", "gumbel_softmax", {"temperature": 0.7}),
+     ("binary_digits", "rebar", {}), ("categorical", "relax", {"hidden": 8}),
+     ("binary_digits", "relax", {}), ("binary_digits", "arm", {}),
+     ("binary_digits", "disarm", {}), ("categorical", "rao_blackwell_st", {"samples": 3}),
+     ("binary_digits", "reinmax", {})],
 )
 def test_batched_replicates_match_the_loop(task, key, hyper):
     t = tasks.create(task)

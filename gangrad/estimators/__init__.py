@@ -21,13 +21,20 @@ from typing import Any
 
 from gangrad._registry import Registry
 from gangrad.estimators._base import AbstractEstimator, Cost
+from gangrad.estimators.arm import ARM
+from gangrad.estimators.disarm import DisARM
 from gangrad.estimators.gumbel_softmax import GumbelSoftmax
 from gangrad.estimators.pathwise import Pathwise
+from gangrad.estimators.rao_blackwell_st import RaoBlackwellST
+from gangrad.estimators.rebar import REBAR
+from gangrad.estimators.reinmax import ReinMax
+from gangrad.estimators.relax import RELAX
 from gangrad.estimators.reparam import Reparam
 from gangrad.estimators.score_function import ScoreFunction
 from gangrad.estimators.smoothing import Smoothing
 from gangrad.estimators.st_gumbel import STGumbel
 from gangrad.estimators.straight_through import StraightThrough
+from gangrad.spaces import Space
 
 _BUILTINS: dict[str, type[AbstractEstimator]] = {
     "pathwise": Pathwise,
@@ -37,6 +44,12 @@ _BUILTINS: dict[str, type[AbstractEstimator]] = {
     "straight_through": StraightThrough,
     "gumbel_softmax": GumbelSoftmax,
     "st_gumbel": STGumbel,
+    "rao_blackwell_st": RaoBlackwellST,
+    "reinmax": ReinMax,
+    "rebar": REBAR,
+    "relax": RELAX,
+    "arm": ARM,
+    "disarm": DisARM,
 }
 
 REGISTRY: Registry[AbstractEstimator] = Registry("estimator", _BUILTINS, "gangrad.estimators")
@@ -58,12 +71,31 @@ def create(name: str, **hyper: Any) -> AbstractEstimator:
 
 register = REGISTRY.register
 
+
+def supporting(space: Space) -> list[str]:
+    """Sorted keys of the estimators (with default hyper-parameters) that support ``space``."""
+    keys = []
+    for key, cls in sorted(REGISTRY.classes().items()):
+        try:
+            if cls().supports(space):
+                keys.append(key)
+        except Exception:  # a plug-in without defaults: judge by its declared space types
+            if isinstance(space, cls.space_types):
+                keys.append(key)
+    return keys
+
 __all__ = [
+    "ARM",
+    "REBAR",
     "REGISTRY",
+    "RELAX",
     "AbstractEstimator",
     "Cost",
+    "DisARM",
     "GumbelSoftmax",
     "Pathwise",
+    "RaoBlackwellST",
+    "ReinMax",
     "Reparam",
     "STGumbel",
     "ScoreFunction",
@@ -72,4 +104,5 @@ __all__ = [
     "available",
     "create",
     "register",
+    "supporting",
 ]

@@ -18,9 +18,16 @@ Randomness. Every estimator draws its noise in one place, :meth:`noise`. ``surro
 random numbers), vectorize over it (``torch.func.vmap``) or replay it; by default it is
 drawn from torch's global generator or from ``generator=``.
 
+State learned during use (an EMA baseline, a control variate) belongs to the estimator.
+Estimators whose state is trained by an optimiser set ``learns = True`` and override
+:meth:`learn`, which a training loop calls once per generator step (after it); it does
+nothing on a :meth:`frozen` copy.
+
 Subclasses set ``key``, ``space_types``, ``differentiable_f`` (does the gradient flow
 through ``f``?) and ``f_evaluations`` (calls of ``f`` per row), and implement ``_noise``,
 ``_sample`` and ``_surrogate``; ``_param_shape`` defaults to the space's own shape.
+``space_requirement`` describes the supported spaces in error messages where
+``space_types`` alone does not (e.g. ``"binary Discrete(n, 2) spaces"``).
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ class AbstractEstimator(abc.ABC):
     space_types: ClassVar[tuple[type, ...]]
     differentiable_f: ClassVar[bool]
     f_evaluations: ClassVar[int] = 1
+    learns: ClassVar[bool] = False
+    space_requirement: ClassVar[str | None] = None
     _frozen: bool = False
 
     # -- contract ---------------------------------------------------------------------------
@@ -82,6 +91,12 @@ class AbstractEstimator(abc.ABC):
                 noise = self._noise(params, space, generator)
             return self._sample(params.detach(), noise, space)
 
+    def learn(  # noqa: B027 (a no-op by default: most estimators learn nothing)
+            self, params: torch.Tensor, f: Cost, *, noise: torch.Tensor | None = None,
+            space: Space | None = None, generator: torch.Generator | None = None) -> None:
+        """Update state learned during use, e.g. a control variate, from one batch; a no-op
+        for estimators without such state (``learns`` is False)."""
+
     # -- helpers available to every estimator --------------------------------------------------
     def space_of(self, params: torch.Tensor, space: Space | None = None) -> Space:
         """The space ``params`` belong to; checks the shape against ``param_shape``."""
@@ -111,7 +126,11 @@ class AbstractEstimator(abc.ABC):
         )
 
     def replace(self, **changes: Any) -> AbstractEstimator:
-        """A new estimator with some hyper-parameters changed (e.g. an annealed ``sigma``)."""
+        """A new estimator with some hyper-parameters changed (e.g. an annealed ``sigma``).
+
+        State learned during use (an EMA baseline, a control variate) carries over, so a
+        schedule does not reset it; :meth:`reset`-style methods clear it explicitly.
+        """
         hyper = self.hyperparameters()
         unknown = sorted(set(changes) - set(hyper))
         if unknown:
@@ -119,7 +138,10 @@ class AbstractEstimator(abc.ABC):
                 f"{self.key} has no hyper-parameter {', '.join(map(repr, unknown))}; "
                 f"accepted: {', '.join(hyper) or 'none'}"
             )
-        return type(self)(**{**hyper, **changes})
+        new = type(self)(**{**hyper, **changes})
+        learned = {k: v for k, v in vars(self).items() if k not in hyper}
+        vars(new).update(learned)
+        return new
 
     def frozen(self) -> AbstractEstimator:
         """A copy whose state learned during use (e.g. an EMA baseline) no longer changes.
@@ -148,8 +170,9 @@ class AbstractEstimator(abc.ABC):
         if not isinstance(space, Continuous | Discrete):
             raise TypeError(f"{self.key}: expected a Continuous or Discrete space, got {space!r}")
         if not self.supports(space):
-            kinds = " or ".join(t.__name__ for t in self.space_types)
-            raise ValueError(f"{self.key} does not support {space}; it supports {kinds} spaces")
+            kinds = self.space_requirement or (
+                " or ".join(t.__name__ for t in self.space_types) + " spaces")
+            raise ValueError(f"{self.key} does not support {space}; it supports {kinds}")
 
     def _expected_shapes(self) -> str:
         shapes = []
