@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/gangrad run quick
-	$(BIN)/gangrad runs
+	$(BIN)/gangrad ask --all
+	$(BIN)/gangrad report quick
 
 demo: $(STAMP)
 	$(BIN)/gangrad list

@@ -14,7 +14,7 @@ from gangrad.spaces import Continuous, Discrete
 
 
 def _first_line(cls: type) -> str:
-    return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    return (cls.__doc__ or "").strip().splitlines()[0].replace("``", "") if cls.__doc__ else ""
 
 
 def _hyper(cls: type) -> str:
@@ -24,11 +24,18 @@ def _hyper(cls: type) -> str:
 def estimator_table() -> pd.DataFrame:
     rows = []
     for key, cls in sorted(estimators.REGISTRY.classes().items()):
-        spaces = [t.__name__.lower() for t in (Continuous, Discrete) if t in cls.space_types]
+        spaces = "+".join(t.__name__.lower() for t in (Continuous, Discrete)
+                          if t in cls.space_types)
+        if getattr(cls, "space_requirement", None):
+            spaces = "binary" if "binary" in cls.space_requirement else cls.space_requirement
+        try:
+            differentiable = cls().differentiable_f  # may depend on hyper-parameters
+        except Exception:
+            differentiable = bool(getattr(cls, "differentiable_f", True))
         rows.append({
             "estimator": key,
-            "spaces": "+".join(spaces),
-            "f": "differentiable" if cls.differentiable_f else "black box",
+            "spaces": spaces,
+            "f": "differentiable" if differentiable else "black box",
             "hyper-parameters": _hyper(cls),
             "description": _first_line(cls),
         })
@@ -45,7 +52,7 @@ def task_table() -> pd.DataFrame:
             "task": key,
             "space": str(task.space),
             "latent": task.latent_dim,
-            "metrics": ", ".join(task.metrics),
+            "metrics": ", ".join([*task.metrics, *getattr(task, "generator_metrics", {})]),
             "exact reference": task.exact_reference or "-",
             "hyper-parameters": _hyper(cls),
         })
@@ -329,6 +336,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from gangrad.report import build_report
+    from gangrad.runner import Store
+
+    run = args.run
+    if run is None:
+        with Store(args.store) as db:
+            runs = db.runs()
+        if runs.empty:
+            raise ValueError("no runs in the store; run a suite first (gangrad run quick)")
+        run = str(runs["run"].iloc[-1])
+    report = build_report(run, args.store, args.out_dir)
+    if report.missing:
+        print(f"note: {len(report.missing)} of {report.expected} cells are not stored yet; "
+              "the report shows what is there")
+    print(f"report of run {run!r}: {len(report.figures)} figures")
+    print(f"  {report.markdown}")
+    print(f"  {report.html.resolve()}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import time
+
+    from gangrad.questions import ORIGINS, QUESTIONS, ask, save
+
+    if args.list or (not args.names and not args.all):
+        rows = [{"question": name, "answers": ORIGINS[name],
+                 "asks": " ".join(m.QUESTION.split()[:14]) + " …"}
+                for name, m in QUESTIONS.items()]
+        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+            print(pd.DataFrame(rows).to_string(index=False))
+        return 0
+    names = list(QUESTIONS) if args.all else args.names
+    unknown = [n for n in names if n not in QUESTIONS]
+    if unknown:
+        raise ValueError(f"unknown question(s) {', '.join(unknown)}; available: "
+                         f"{', '.join(QUESTIONS)}")
+    for name in names:
+        print(f"{name} ({'full' if args.full else 'quick'}): {QUESTIONS[name].QUESTION}",
+              flush=True)
+        start = time.perf_counter()
+        answer = ask(name, full=args.full, seed=args.seed)
+        paths = save(answer, args.out_dir)
+        print(f"  verdict: {answer.verdict}")
+        print(f"  figure: {paths['png']} ({time.perf_counter() - start:.0f}s)\n", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gangrad",
@@ -344,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
               gangrad grad-stats --task gaussian1d --sigma-sweep 1e-3:1:13
               gangrad run quick --workers 2  run the quick suite into runs/gangrad.sqlite
               gangrad runs; gangrad export quick --format csv
+              gangrad report quick         reports/quick/index.html and report.md
+              gangrad ask --list; gangrad ask smoothing-limit
             """),
     )
     parser.add_argument("--version", action="version", version=f"gangrad {__version__}")
@@ -438,6 +496,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store")
     p.add_argument("--out", help="output file (default runs/RUN.FORMAT)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write the HTML/Markdown report of a stored run",
+                       description="Write reports/RUN/index.html (self-contained), "
+                       "reports/RUN/report.md and the tables as CSV. Works on a partial run.")
+    p.add_argument("run", nargs="?", help="run name (default: the most recent run)")
+    p.add_argument("--store")
+    p.add_argument("--out-dir", default="reports", help="parent folder (default reports)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ask", help="answer a named question with an experiment",
+                       description="Run a question's experiment, print its verdict (computed "
+                       "from the data) and write its figure, table and verdict under "
+                       "reports/questions/.")
+    p.add_argument("names", nargs="*", help="question names (see --list)")
+    p.add_argument("--list", action="store_true", help="list the questions")
+    p.add_argument("--all", action="store_true", help="answer every question")
+    p.add_argument("--full", action="store_true", help="the GPU-sized experiment")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default="reports/questions")
+    p.set_defaults(func=cmd_ask)
     return parser
 
 

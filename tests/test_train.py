@@ -103,3 +103,20 @@ def test_pathwise_covers_ring_modes():
     """Plain backprop through G and D (the original GAN) finds ≥ 7 of the 8 ring modes."""
     h = train("ring8", "pathwise", seed=0, device="cpu")
     assert h["modes"].iloc[-1] >= 7, h.tail()
+
+
+SMOKE = {"gaussian1d": "smoothing", "ring8": "reparam", "grid25": "pathwise",
+         "categorical": "st_gumbel", "digits": "pathwise", "binary_digits": "straight_through",
+         "oracle_seq": "gumbel_softmax"}
+
+
+@pytest.mark.parametrize("task", sorted(SMOKE))
+def test_every_task_trains_briefly(task, tmp_path):
+    assert set(SMOKE) == set(tasks.available())
+    h = train(task, SMOKE[task], steps=3, eval_every=3, eval_samples=64, batch_size=16,
+              device="cpu", out_dir=tmp_path)
+    assert h.attrs["status"] == "ok"
+    t = tasks.create(task)
+    expected = set(t.metrics) | set(getattr(t, "generator_metrics", {}))
+    assert expected <= set(h.columns)
+    assert (tmp_path / "samples.png").stat().st_size > 0

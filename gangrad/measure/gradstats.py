@@ -42,9 +42,11 @@ Method
     coordinates whose sign matches ``g*``.
 
   Confidence intervals (95%, columns ``*_lo``, ``*_hi``): normal intervals from the
-  per-replicate values for ``variance``, ``mse``, ``cosine`` and ``sign_agreement``;
-  percentile bootstrap over replicates (``scipy.stats.bootstrap``) for ``bias`` and
-  ``snr``. An unbiased estimator's bias interval therefore reaches 0.
+  per-replicate values for ``variance``, ``mse``, ``cosine`` and ``sign_agreement``; for
+  the squared bias a normal interval with the delta-method variance
+  ``4 dᵀΣd/R + 2 tr(Σ²)/R²`` (``d = ḡ − g*``; ``tr Σ²`` from the R x R Gram matrix), its
+  square root clipped at 0, so an unbiased estimator's bias interval reaches 0;
+  percentile bootstrap over replicates (``scipy.stats.bootstrap``) for ``snr``.
 * **Cost**: :func:`gangrad.measure.timing.measure_cost` of one ordinary estimate
   (forward, surrogate, backward), ``f_evals`` per row, and ``var_x_time`` =
   variance × time (lower is better: the variance left after spending equal time).
@@ -115,10 +117,9 @@ def _resolve_estimators(specs: Iterable[EstimatorSpec], task: AbstractTask
         raise ValueError("gradient_stats: no estimators given")
     bad = [label(e) for e in out if not e.supports(task.space)]
     if bad:
-        able = [k for k, c in sorted(estimators_mod.REGISTRY.classes().items())
-                if isinstance(task.space, c.space_types)]
         raise ValueError(f"task {task.name!r} ({task.space}) is not supported by "
-                         f"{', '.join(bad)}; estimators that support it: {', '.join(able)}")
+                         f"{', '.join(bad)}; estimators that support it: "
+                         f"{', '.join(estimators_mod.supporting(task.space))}")
     return out
 
 
@@ -320,8 +321,15 @@ def group_stats(g: torch.Tensor, ref: torch.Tensor, ref_se2: float = 0.0, *,
     b2 = float(bias2(mean, g.pow(2).sum(1).mean()))
     out: dict[str, float] = {"bias": math.sqrt(max(b2, 0.0))}
     if variance > 0:
-        lo, hi = _bootstrap(g, bias2, n_resamples, seed)
-        out["bias_lo"], out["bias_hi"] = math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0))
+        # normal interval for ‖E g − g*‖²: Var ≈ 4 dᵀΣd/R + 2 tr(Σ²)/R², d = ḡ − g*
+        centred = g - mean
+        d = mean - ref
+        proj = float((centred @ d).pow(2).sum() / (R - 1))
+        gram = centred @ centred.T  # R x R; tr(Σ²) = ‖Gram‖²_F/(R−1)²
+        tr_sigma2 = float(gram.pow(2).sum()) / (R - 1) ** 2
+        half = Z95 * math.sqrt(max(4 * proj / R + 2 * tr_sigma2 / R**2, 0.0))
+        out["bias_lo"] = math.sqrt(max(b2 - half, 0.0))
+        out["bias_hi"] = math.sqrt(max(b2 + half, 0.0))
         out["snr"] = float(mean.norm()) / math.sqrt(variance)
         out["snr_lo"], out["snr_hi"] = _bootstrap(g, snr, n_resamples, seed + 1)
     else:
@@ -363,7 +371,7 @@ def _measure_one(task, est, G, G_full, f, z, cfg: dict, rng: torch.Generator, re
         r = torch.cat([ref[k].reshape(-1) for k in members])
         se2 = sum(float(ref_se[k].double().pow(2).sum()) for k in members) if ref_se else 0.0
         rows.append({"layer": layer, "params": g.shape[1], "reference": ref_name,
-                     "reference_se": math.sqrt(se2),
+                     "reference_se": math.sqrt(se2), "reference_norm": float(r.norm()),
                      **group_stats(g, r, se2, n_resamples=cfg["bootstrap"], seed=cfg["seed"])})
 
     cost = {"time_ms": math.nan, "time_iqr_ms": math.nan, "peak_mem_mb": math.nan}

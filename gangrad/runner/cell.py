@@ -20,14 +20,40 @@ import gangrad
 from gangrad import estimators, tasks
 from gangrad.train import TrainConfig, TrainState, train
 
-__all__ = ["TIMING_METRICS", "run_cell"]
+__all__ = ["TIMING_METRICS", "decode_samples", "run_cell"]
 
 # metrics that measure the machine, not the estimator: excluded from reproducibility checks
 TIMING_METRICS = ("elapsed_s", "time_ms", "time_iqr_ms", "peak_mem_mb", "var_x_time")
 GRAD_METRICS = ("bias", "bias_lo", "bias_hi", "variance", "variance_lo", "variance_hi", "mse",
                 "mse_lo", "mse_hi", "snr", "snr_lo", "snr_hi", "cosine", "cosine_lo",
                 "cosine_hi", "sign_agreement", "sign_agreement_lo", "sign_agreement_hi",
-                "reference_se", "time_ms", "time_iqr_ms", "peak_mem_mb", "f_evals", "var_x_time")
+                "reference_se", "reference_norm", "time_ms", "time_iqr_ms", "peak_mem_mb",
+                "f_evals", "var_x_time")
+
+
+def _encode(x: torch.Tensor | None, step: int) -> dict[str, Any] | None:
+    """Generated samples as compact bytes: symbols (int16) for discrete, float32 otherwise."""
+    if x is None:
+        return None
+    if x.dim() == 3:  # N x L x C (one-hot or soft): keep the symbols
+        data, kind = x.argmax(-1).to(torch.int16).numpy(), "symbols"
+    else:
+        data, kind = x.to(torch.float32).numpy(), "values"
+    return {"step": step, "kind": kind, "shape": list(data.shape), "dtype": str(data.dtype),
+            "data": data.tobytes()}
+
+
+def decode_samples(blob: dict[str, Any], classes: int | None = None) -> torch.Tensor:
+    """The inverse of the stored form: ``(N, *space.shape)`` (one-hot for symbols)."""
+    import numpy as np
+
+    data = np.frombuffer(blob["data"], dtype=blob["dtype"]).reshape(blob["shape"])
+    x = torch.from_numpy(data.copy())
+    if blob["kind"] == "symbols":
+        if classes is None:
+            raise ValueError("decoding symbols needs the number of classes")
+        return (x.long().unsqueeze(-1) == torch.arange(classes)).float()
+    return x
 
 
 def run_cell(cell: dict[str, Any], device: str | None = None,
@@ -68,6 +94,7 @@ def run_cell(cell: dict[str, Any], device: str | None = None,
         return {**meta, "status": history.attrs["status"],
                 "diverged_at": history.attrs["diverged_at"], "error": None,
                 "label": label(est), "references": references,
+                "samples": _encode(history.attrs.get("samples"), int(history["step"].iloc[-1])),
                 "metrics": train_rows + grad_rows, "wall_s": time.perf_counter() - start}
     except Exception:
         return {**meta, "status": "failed", "diverged_at": None, "label": cell["estimator"],

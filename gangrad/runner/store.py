@@ -9,6 +9,8 @@ Tables (tidy, long format):
   diverged at, its traceback, wall time, device.
 - ``metrics``: ``(run, cell_id, kind, step, layer, name, value)``; ``kind`` is ``train``
   (the training history) or ``grad`` (gradient statistics, per layer), ``name`` the metric.
+- ``samples``: the last evaluation's generated samples of each cell (256; symbols for
+  discrete spaces), for the report's pictures.
 
 A cell and all its metrics are written in one transaction, so a store never holds part
 of a cell: killed at any moment, a re-run loses only the cells that were running.
@@ -46,6 +48,10 @@ CREATE TABLE IF NOT EXISTS metrics (
     run TEXT, cell_id TEXT, kind TEXT, step INTEGER, layer TEXT, name TEXT, value REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_cell ON metrics (run, cell_id);
+CREATE TABLE IF NOT EXISTS samples (
+    run TEXT, cell_id TEXT, step INTEGER, kind TEXT, shape TEXT, dtype TEXT, data BLOB,
+    PRIMARY KEY (run, cell_id)
+);
 """
 
 
@@ -76,6 +82,7 @@ class Store:
         with self._db:
             if fresh:
                 self._db.execute("DELETE FROM metrics WHERE run = ?", (run,))
+                self._db.execute("DELETE FROM samples WHERE run = ?", (run,))
                 self._db.execute("DELETE FROM cells WHERE run = ?", (run,))
                 self._db.execute("DELETE FROM runs WHERE run = ?", (run,))
             self._db.execute(
@@ -96,6 +103,12 @@ class Store:
                  time.time(), result.get("device"), result.get("torch"),
                  result.get("gangrad")))
             self._db.execute("DELETE FROM metrics WHERE run = ? AND cell_id = ?", (run, cell_id))
+            blob = result.get("samples")
+            if blob is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run, cell_id, blob["step"], blob["kind"], json.dumps(blob["shape"]),
+                     blob["dtype"], blob["data"]))
             self._db.executemany(
                 "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
                 ((run, cell_id, kind, step, layer, name,
@@ -133,10 +146,17 @@ class Store:
         """Tidy metrics joined with each cell's identity (task, estimator, label, seed)."""
         query = """
             SELECT m.run, m.cell_id, c.task, c.estimator, c.label, c.seed, c.status,
-                   m.kind, m.step, m.layer, m.name, m.value
+                   c.device, m.kind, m.step, m.layer, m.name, m.value
             FROM metrics m JOIN cells c ON c.run = m.run AND c.cell_id = m.cell_id
             WHERE m.run = ? ORDER BY c.task, c.label, m.kind, m.step, m.layer, m.name"""
         return pd.read_sql_query(query, self._db, params=(run,))
+
+    def samples(self, run: str) -> dict[str, dict[str, Any]]:
+        """``cell_id -> {step, kind, shape, dtype, data}`` for the run's stored samples."""
+        rows = self._db.execute("SELECT cell_id, step, kind, shape, dtype, data FROM samples "
+                                "WHERE run = ?", (run,))
+        return {cid: {"step": step, "kind": kind, "shape": json.loads(shape), "dtype": dtype,
+                      "data": data} for cid, step, kind, shape, dtype, data in rows}
 
     def run_info(self, run: str) -> dict[str, Any]:
         cur = self._db.execute("SELECT * FROM runs WHERE run = ?", (run,))
