@@ -55,13 +55,12 @@ def ask(name: str, full: bool = False, seed: int = 0) -> Answer:
 
 def save(answer: Answer, out_dir: str | Path = "reports/questions") -> dict[str, Path]:
     """Write ``NAME.png``, ``NAME.csv``, ``NAME.json`` and ``NAME.md`` under ``out_dir``."""
-    import matplotlib.pyplot as plt
+    from gangrad.report.figures import png_bytes
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{answer.name}.{k}" for k in ("png", "csv", "json", "md")}
-    answer.figure.savefig(paths["png"], dpi=80, bbox_inches="tight")
-    plt.close(answer.figure)
+    paths["png"].write_bytes(png_bytes(answer.figure))
     answer.table.to_csv(paths["csv"], index=False)
     record = {"name": answer.name, "question": answer.question, "origin": ORIGINS[answer.name],
               "verdict": answer.verdict, "numbers": answer.numbers, "caption": answer.caption,

@@ -25,11 +25,18 @@ Figure = tuple[plt.Figure, str] | None
 DPI = 80
 
 
-def png_bytes(fig: plt.Figure) -> bytes:
+def png_bytes(fig: plt.Figure, dpi: int = DPI) -> bytes:
+    """The figure as a compact PNG: an adaptive 128-colour palette keeps reports small."""
+    from PIL import Image
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return buf.getvalue()
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, format="png",
+                                                                     optimize=True)
+    return out.getvalue()
 
 
 def _palette(labels) -> dict[str, tuple]:
