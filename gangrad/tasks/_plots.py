@@ -8,17 +8,22 @@ display.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # plotting libraries load on first use: commands that draw nothing start fast
+    from matplotlib.figure import Figure
 
 __all__ = ["image_grid", "new_figure", "save"]
 
 
 def new_figure(width: float = 5.0, height: float = 5.0, style: str = "white") -> Figure:
     """An empty figure with an Agg canvas, drawn in seaborn's ``style``."""
+    import seaborn as sns
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     with sns.axes_style(style):
         fig = Figure(figsize=(width, height), dpi=100)
         FigureCanvasAgg(fig)
