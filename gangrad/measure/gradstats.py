@@ -44,7 +44,7 @@ Method
   Confidence intervals (95%, columns ``*_lo``, ``*_hi``): normal intervals from the
   per-replicate values for ``variance``, ``mse``, ``cosine`` and ``sign_agreement``; for
   the squared bias a normal interval with the delta-method variance
-  ``4 dᵀΣd/R + 2 tr(Σ²)/R²`` (``d = ḡ − g*``; ``tr Σ²`` from the R x R Gram matrix), its
+  ``4 dᵀΣd/R + 2 tr(Σ²)/R²`` (``d = ḡ − g*``; ``tr Σ²`` from the smaller Gram matrix), its
   square root clipped at 0, so an unbiased estimator's bias interval reaches 0;
   percentile bootstrap over replicates (``scipy.stats.bootstrap``) for ``snr``.
 * **Cost**: :func:`gangrad.measure.timing.measure_cost` of one ordinary estimate
@@ -300,6 +300,18 @@ def _bootstrap(g: torch.Tensor, statistic, n_resamples: int, seed: int) -> tuple
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _trace_sigma_squared(centred: torch.Tensor, limit: int = 4096) -> float:
+    """``tr(Σ²)`` of centred replicates ``(R, P)`` through the smaller Gram matrix
+    (``CᵀC`` or ``CCᵀ`` have the same squared Frobenius norm); past ``limit`` in both
+    dimensions, from ``limit`` replicates spread evenly over the R (an estimate)."""
+    R, P = centred.shape
+    if min(R, P) > limit:
+        centred = centred[torch.linspace(0, R - 1, limit).long()]
+        R = limit
+    gram = centred.T @ centred if P <= R else centred @ centred.T
+    return float(gram.pow(2).sum()) / (R - 1) ** 2
+
+
 def group_stats(g: torch.Tensor, ref: torch.Tensor, ref_se2: float = 0.0, *,
                 n_resamples: int = 200, seed: int = 0) -> dict[str, float]:
     """The statistics of the module docstring for replicates ``g (R, P)``, reference ``ref``."""
@@ -325,8 +337,7 @@ def group_stats(g: torch.Tensor, ref: torch.Tensor, ref_se2: float = 0.0, *,
         centred = g - mean
         d = mean - ref
         proj = float((centred @ d).pow(2).sum() / (R - 1))
-        gram = centred @ centred.T  # R x R; tr(Σ²) = ‖Gram‖²_F/(R−1)²
-        tr_sigma2 = float(gram.pow(2).sum()) / (R - 1) ** 2
+        tr_sigma2 = _trace_sigma_squared(centred)
         half = Z95 * math.sqrt(max(4 * proj / R + 2 * tr_sigma2 / R**2, 0.0))
         out["bias_lo"] = math.sqrt(max(b2 - half, 0.0))
         out["bias_hi"] = math.sqrt(max(b2 + half, 0.0))
