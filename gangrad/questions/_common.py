@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from gangrad.report.tables import mean_ci
+
 __all__ = ["Answer", "compare", "fmt_ci", "mean_ci"]
 
 
@@ -25,19 +27,6 @@ class Answer:
     figure: Any  # a matplotlib Figure
     caption: str
     settings: dict[str, Any] = field(default_factory=dict)
-
-
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of independent values (seeds)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan
-    m = float(v.mean())
-    if len(v) < 2 or v.std() == 0:
-        return m, m, m
-    half = float(scipy.stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / len(v) ** 0.5)
-    return m, m - half, m + half
 
 
 def fmt_ci(m: float, lo: float, hi: float) -> str:

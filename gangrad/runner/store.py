@@ -135,9 +135,6 @@ class Store:
             df[col] = df[col].fillna(0).astype(int)
         return df
 
-    def has_run(self, run: str) -> bool:
-        return self._db.execute("SELECT 1 FROM runs WHERE run = ?", (run,)).fetchone() is not None
-
     def cells(self, run: str) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM cells WHERE run = ? ORDER BY finished",
                                  self._db, params=(run,))

@@ -166,23 +166,21 @@ def _validate(data: dict[str, Any], text: str, source: str, stem: str) -> Suite:
         bad(f"seeds repeat: {seeds}", "seeds")
         seeds = sorted(set(seeds))
 
-    def check_train(section: Any, where: str, after: int = 0) -> dict[str, Any]:
+    def check_section(section: Any, where: str, allowed: set[str], kind: str,
+                      after: int = 0) -> dict[str, Any]:
         if not isinstance(section, dict):
             bad(f"{where} must be a table", where, after)
             return {}
-        for key in sorted(set(section) - TRAIN_KEYS):
-            bad(f"unknown training setting {key!r} in {where} (allowed: "
-                f"{', '.join(sorted(TRAIN_KEYS))})", key, after)
-        return {k: v for k, v in section.items() if k in TRAIN_KEYS}
+        for key in sorted(set(section) - allowed):
+            bad(f"unknown {kind} setting {key!r} in {where} (allowed: "
+                f"{', '.join(sorted(allowed))})", key, after)
+        return {k: v for k, v in section.items() if k in allowed}
+
+    def check_train(section: Any, where: str, after: int = 0) -> dict[str, Any]:
+        return check_section(section, where, TRAIN_KEYS, "training", after)
 
     def check_grad(section: Any, where: str, after: int = 0) -> dict[str, Any]:
-        if not isinstance(section, dict):
-            bad(f"{where} must be a table", where, after)
-            return {}
-        for key in sorted(set(section) - GRAD_KEYS):
-            bad(f"unknown gradient-statistics setting {key!r} in {where} (allowed: "
-                f"{', '.join(sorted(GRAD_KEYS))})", key, after)
-        return {k: v for k, v in section.items() if k in GRAD_KEYS}
+        return check_section(section, where, GRAD_KEYS, "gradient-statistics", after)
 
     train_all = check_train(data.get("train", {}), "[train]")
     grad_all = check_grad(data.get("grad_stats", {}), "[grad_stats]")
