@@ -8,8 +8,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The peer library of `make bench-peer` (storchastic, with pyro-ppl and entmax) stays out of
+# the project's dependencies: its own environment, reusing the system torch.
+PEER_VENV ?= .venv-peer
+PEER_BIN := $(PEER_VENV)/bin
 
-.PHONY: setup run demo test test-all lint bench clean
+.PHONY: setup run demo test test-all lint bench bench-peer clean
 
 setup: $(STAMP)
 
@@ -38,8 +42,21 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gangrad tests benchmarks
 
+# All benchmarks (the slow end-to-end one included): JSON and a Markdown table under
+# reports/benchmarks/. On a GPU machine: make bench BENCH=gpu (CPU and CUDA both run).
+BENCH ?= cpu
 bench: $(STAMP)
-	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-json=reports/benchmarks.json -m ''
+	mkdir -p reports/benchmarks
+	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-json=reports/benchmarks/$(BENCH).json -m ''
+	$(BIN)/python -m benchmarks.table reports/benchmarks/$(BENCH).json > reports/benchmarks/$(BENCH).md
+
+bench-peer:
+	test -x $(PEER_BIN)/python || $(PYTHON) -m venv --system-site-packages $(PEER_VENV)
+	$(PEER_BIN)/python -c "import storch" 2>/dev/null || $(PEER_BIN)/python -m pip install --quiet -c constraints.txt storchastic
+	$(PEER_BIN)/python -c "import gangrad, pytest_benchmark" 2>/dev/null || $(PEER_BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	mkdir -p reports/benchmarks
+	$(PEER_BIN)/python -m pytest benchmarks/test_peer.py --benchmark-enable --benchmark-json=reports/benchmarks/peer.json -m ''
+	$(PEER_BIN)/python -m benchmarks.table reports/benchmarks/peer.json > reports/benchmarks/peer.md
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) build *.egg-info .pytest_cache .ruff_cache

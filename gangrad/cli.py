@@ -292,7 +292,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers = 1 if on_gpu else min(os.cpu_count() or 1, 8)
     summary = run_suite(suite, store=args.store, run=args.run, workers=workers,
                         backend=args.backend, address=args.address, fresh=args.fresh,
-                        device=args.device, progress=not args.quiet)
+                        device=args.device, progress=not args.quiet,
+                        batch_seeds=not args.no_batch_seeds)
     print(summary)
     for line in summary.failures:
         print(f"  failed: {line}")
@@ -483,6 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--fresh", action="store_true", help="discard the run's stored cells first")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-batch-seeds", action="store_true",
+                   help="train every cell on its own (by default the cells that differ only "
+                   "in their seed train together as one batched model, with the same "
+                   "numbers)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_run)
 

@@ -16,18 +16,27 @@ The state of a run is explicit (:class:`TrainState`) and one iteration is the fu
 :func:`train_step`, so that runs can be resumed, inspected or vectorized over seeds.
 For a given seed a run on the CPU is deterministic.
 
+Many seeds at once. :func:`train_seeds` trains S seeds of one configuration as one batched
+model: the S copies of G and of D are stacked (``torch.func.stack_module_state``) and
+called through ``torch.func.vmap``, the estimator sees the S batches concatenated, and one
+Adam steps all of them (Adam is elementwise). Every seed keeps its own generators, drawn
+in the same order as :func:`train`, so each seed gets the run :func:`train` gives it (on
+the CPU bit for bit; see ``tests/test_train.py``) in a fraction of the time.
+
 Python::
 
-    from gangrad.train import train
+    from gangrad.train import train, train_seeds
     history = train("ring8", "pathwise", steps=2000, seed=0)   # pandas DataFrame
+    histories = train_seeds("ring8", "pathwise", seeds=range(16), steps=2000)  # one per seed
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,7 @@ from torch import nn
 
 from gangrad import estimators as estimators_mod
 from gangrad import tasks as tasks_mod
+from gangrad._stacked import Stack
 from gangrad._validate import choice, integer, positive
 from gangrad.estimators import AbstractEstimator
 from gangrad.schedules import Schedule
@@ -44,7 +54,7 @@ from gangrad.spaces import Discrete
 from gangrad.tasks import AbstractTask
 
 __all__ = ["Diverged", "TrainConfig", "TrainState", "checkpoints", "generator_loss",
-           "init_state", "param_kind", "train", "train_step"]
+           "init_state", "param_kind", "seed_batching", "train", "train_seeds", "train_step"]
 
 LOSSES = ("nonsaturating", "minimax")
 SAMPLES_KEPT = 256  # generated samples of the last evaluation kept in history.attrs
@@ -197,9 +207,7 @@ def init_state(task: AbstractTask, estimator: AbstractEstimator,
                cfg: TrainConfig) -> TrainState:
     """Fresh G, D and optimisers for a resolved config; seeded by ``cfg.seed``."""
     device = torch.device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    G = task.make_generator(estimator.param_shape(task.space)).to(device)
-    D = task.make_discriminator().to(device)
+    G, D = _init_nets(task, estimator, cfg.seed, device)
     return TrainState(
         G=G, D=D,
         opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
@@ -208,6 +216,14 @@ def init_state(task: AbstractTask, estimator: AbstractEstimator,
         rng=torch.Generator(device).manual_seed(cfg.seed),
         data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003),
     )
+
+
+def _init_nets(task: AbstractTask, estimator: AbstractEstimator, seed: int,
+               device: torch.device) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(seed)
+    G = task.make_generator(estimator.param_shape(task.space)).to(device)
+    D = task.make_discriminator().to(device)
+    return G, D
 
 
 def checkpoints(task: AbstractTask | str, estimator: AbstractEstimator | str,
@@ -246,7 +262,9 @@ def _evaluate(state: TrainState, task: AbstractTask, z_eval: torch.Tensor,
         raise Diverged(state.step, "the generator's output")
     x = x.cpu()
     metrics = task.evaluate(x)
-    metrics.update(task.evaluate_generator(state.G, kind))
+    # its own generator: a seed's metrics must not depend on what else ran in the process
+    metrics.update(task.evaluate_generator(
+        state.G, kind, generator=torch.Generator().manual_seed(eval_rng_seed + 1)))
     return metrics, x
 
 
@@ -262,6 +280,37 @@ def _resolve(task: AbstractTask | str, estimator: AbstractEstimator | str,
             f"{', '.join(estimators_mod.supporting(task.space))}"
         )
     return task, estimator
+
+
+def _prepare(task: AbstractTask | str, estimator: AbstractEstimator | str,
+             hyper: Mapping[str, Any] | None, config: TrainConfig | None,
+             overrides: Mapping[str, Any], checkpoint_steps: Sequence[int],
+             on_checkpoint: Callable[..., None] | None
+             ) -> tuple[AbstractTask, AbstractEstimator, TrainConfig, list[int]]:
+    """Resolve and validate everything :func:`train` and :func:`train_seeds` take."""
+    task, estimator = _resolve(task, estimator, hyper)
+    base = config or TrainConfig()
+    unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"train: unknown option(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(TrainConfig.__dataclass_fields__)}")
+    cfg = TrainConfig(**{**asdict(base), "schedules": dict(base.schedules), **overrides})
+    cfg = cfg.resolved(task)
+    names = estimator.hyperparameters()
+    for name in cfg.schedules:
+        if name not in names:
+            raise ValueError(f"train: cannot anneal {name!r}: estimator {estimator.key!r} has "
+                             f"hyper-parameters {', '.join(names) or 'none'}")
+    marks = sorted({int(s) for s in checkpoint_steps})
+    if marks and (marks[0] < 0 or marks[-1] > cfg.steps):
+        raise ValueError(f"train: checkpoint_steps must lie in [0, {cfg.steps}], got {marks}")
+    if marks and on_checkpoint is None:
+        raise ValueError("train: checkpoint_steps given without on_checkpoint")
+    for name, sched in cfg.schedules.items():  # validates every scheduled value up front
+        estimator.replace(**{name: sched(0)})
+        estimator.replace(**{name: sched(cfg.steps)})
+
+    return task, estimator, cfg, marks
 
 
 def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
@@ -283,28 +332,8 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
     the first update); the state is live, so copy what you keep.
     Bad arguments raise ``ValueError`` before any work starts.
     """
-    task, estimator = _resolve(task, estimator, estimator_hyper)
-    base = config or TrainConfig()
-    unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"train: unknown option(s) {', '.join(unknown)}; accepted: "
-                         f"{', '.join(TrainConfig.__dataclass_fields__)}")
-    cfg = TrainConfig(**{**asdict(base), "schedules": dict(base.schedules), **overrides})
-    cfg = cfg.resolved(task)
-    hyper = estimator.hyperparameters()
-    for name in cfg.schedules:
-        if name not in hyper:
-            raise ValueError(f"train: cannot anneal {name!r}: estimator {estimator.key!r} has "
-                             f"hyper-parameters {', '.join(hyper) or 'none'}")
-    marks = sorted({int(s) for s in checkpoint_steps})
-    if marks and (marks[0] < 0 or marks[-1] > cfg.steps):
-        raise ValueError(f"train: checkpoint_steps must lie in [0, {cfg.steps}], got {marks}")
-    if marks and on_checkpoint is None:
-        raise ValueError("train: checkpoint_steps given without on_checkpoint")
-    for name, sched in cfg.schedules.items():  # validates every scheduled value up front
-        estimator.replace(**{name: sched(0)})
-        estimator.replace(**{name: sched(cfg.steps)})
-
+    task, estimator, cfg, marks = _prepare(task, estimator, estimator_hyper, config,
+                                           overrides, checkpoint_steps, on_checkpoint)
     state = init_state(task, estimator, cfg)
     device = torch.device(cfg.device)
     kind = param_kind(estimator, task)
@@ -385,3 +414,221 @@ def _write_outputs(out: Path, history: pd.DataFrame, state: TrainState, task: Ab
                                    generator=torch.Generator(z_eval.device).manual_seed(0))
     if torch.isfinite(x).all():
         task.render(x.cpu(), out / "samples.png")
+
+
+# -- many seeds as one batched model ----------------------------------------------------------
+
+_STATEFUL = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+
+
+def seed_batching(task: AbstractTask, estimator: AbstractEstimator) -> str | None:
+    """``None`` when :func:`train_seeds` can train the seeds of ``(task, estimator)`` as
+    one batched model; otherwise the reason it trains them one after another."""
+    if estimator.learns:
+        return f"estimator {estimator.key!r} learns state during use"
+    if not estimator.rows_independent:
+        return f"estimator {estimator!r} couples the rows of a batch"
+    with torch.random.fork_rng(devices=[]):
+        nets = _init_nets(task, estimator, 0, torch.device("cpu"))
+    for net, name in zip(nets, ("generator", "discriminator"), strict=True):
+        if any(True for _ in net.buffers()) or any(isinstance(m, _STATEFUL)
+                                                  for m in net.modules()):
+            return f"the {name} of task {task.name!r} has buffers, dropout or batch norm"
+    return None
+
+
+def _stacked_step(states: list[TrainState], G: Stack, D: Stack, opt_g: torch.optim.Optimizer,
+                  opt_d: torch.optim.Optimizer, task: AbstractTask,
+                  cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """:func:`train_step` for S seeds at once; losses of shape ``(S,)``. Each seed draws
+    from its own generators in :func:`train_step`'s order."""
+    device = torch.device(cfg.device)
+    space, est, S = task.space, states[0].estimator, len(states)
+
+    def latents() -> torch.Tensor:
+        return torch.stack([task.sample_latent(cfg.batch_size, generator=st.rng, device=device)
+                            for st in states])
+
+    def noise(params: torch.Tensor) -> torch.Tensor | None:
+        draws = [est.noise(params[s], space=space, generator=st.rng)
+                 for s, st in enumerate(states)]
+        return None if draws[0] is None else torch.cat(draws)
+
+    def per_seed(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(S, x.shape[0] // S, *x.shape[1:])
+
+    seen: list[torch.Tensor] = []
+
+    def record(x: torch.Tensor) -> torch.Tensor:  # the fakes are what f sees
+        seen.append(x)
+        return x.new_zeros(x.shape[0])
+
+    d_losses = []
+    for _ in range(cfg.d_steps):
+        z = latents()
+        with torch.no_grad():
+            params = G(z, frozen=True)
+            est.surrogate(params.flatten(0, 1), record, noise=noise(params), space=space)
+        fake = per_seed(seen.pop())
+        real = torch.stack([task.sample_real(fake.shape[1], generator=st.data_rng)
+                            for st in states]).to(device)
+        logits_real, logits_fake = D(real), D(fake)
+        d_loss = (nn.functional.softplus(-logits_real).mean(1)
+                  + nn.functional.softplus(logits_fake).mean(1))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.sum().backward()
+        opt_d.step()
+        d_losses.append(d_loss.detach())
+
+    z = latents()
+    params = G(z)
+    f = generator_loss(cfg.loss, lambda x: D(per_seed(x), frozen=True).flatten())
+    g_loss = est.surrogate(params.flatten(0, 1), f, noise=noise(params.detach()), space=space)
+    g_loss = g_loss.reshape(S, -1).mean(1)
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.sum().backward()
+    opt_g.step()
+    for st in states:
+        st.step += 1
+    losses = {"g_loss": g_loss.detach()}
+    if d_losses:
+        losses["d_loss"] = torch.stack(d_losses).mean(0)
+    return losses
+
+
+def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
+                seeds: Sequence[int], *, estimator_hyper: Mapping[str, Any] | None = None,
+                config: TrainConfig | None = None,
+                progress: Callable[[dict[str, Any]], None] | None = None,
+                checkpoint_steps: Sequence[int] = (),
+                on_checkpoint: Callable[[int, int, TrainState], None] | None = None,
+                batched: bool | None = None, **overrides: Any) -> list[pd.DataFrame]:
+    """:func:`train` for each of ``seeds``, trained together as one batched model.
+
+    Returns one history per seed, in the order of ``seeds``, each what :func:`train` with
+    that seed returns (``history.attrs`` included; ``elapsed_s`` is the batch's clock).
+    A seed that diverges stops being recorded; the others go on. ``progress`` rows carry
+    a ``seed`` key; ``on_checkpoint(seed, step, state)`` gets the seed's live state (its G
+    and D hold the seed's current parameters; the optimisers are the batch's).
+
+    ``batched=None`` batches when :func:`seed_batching` allows it and trains the seeds one
+    after another otherwise; ``True`` raises ``ValueError`` where it does not allow it;
+    ``False`` always trains them one after another.
+    """
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"train_seeds: seeds must be non-negative integers, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"train_seeds: seeds must be distinct, got {seeds}")
+    if "seed" in overrides:
+        raise ValueError("train_seeds: pass the seeds as seeds=, not seed=")
+    task, estimator, cfg, marks = _prepare(task, estimator, estimator_hyper, config,
+                                           overrides, checkpoint_steps, on_checkpoint)
+    reason = seed_batching(task, estimator) if batched is not False else "batched=False"
+    if reason is not None and batched:
+        raise ValueError(f"train_seeds: cannot batch the seeds: {reason}")
+    if reason is not None:  # each seed starts from the estimator's state as given
+        return [train(task, copy.deepcopy(estimator), config=replace(cfg, seed=seed),
+                      progress=None if progress is None else
+                      (lambda row, seed=seed: progress({"seed": seed, **row})),
+                      checkpoint_steps=marks,
+                      on_checkpoint=None if on_checkpoint is None else
+                      (lambda step, state, seed=seed: on_checkpoint(seed, step, state)))
+                for seed in seeds]
+
+    device = torch.device(cfg.device)
+    kind = param_kind(estimator, task)
+    runs = [_SeedRun(task, estimator, replace(cfg, seed=seed), device) for seed in seeds]
+    states = [run.state for run in runs]
+    G, D = Stack([st.G for st in states]), Stack([st.D for st in states])
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(list(G.params.values()), lr=cfg.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(list(D.params.values()), lr=cfg.lr_d, betas=betas)
+    for st in states:
+        st.opt_g, st.opt_d = opt_g, opt_d
+    start = time.perf_counter()
+
+    def record(step: int) -> None:
+        for run in runs:
+            if run.status == "ok":
+                run.record(step, start, kind, progress)
+
+    record(0)
+    if 0 in marks:
+        for run in runs:
+            on_checkpoint(run.cfg.seed, 0, run.state)
+    step = 0
+    while step < cfg.steps and any(run.status == "ok" for run in runs):
+        current = estimator
+        if cfg.schedules:
+            current = estimator.replace(**{k: s(step) for k, s in cfg.schedules.items()})
+            for st in states:
+                st.estimator = current
+        losses = _stacked_step(states, G, D, opt_g, opt_d, task, cfg)
+        step += 1
+        for i, run in enumerate(runs):
+            run.pending.append({name: value[i] for name, value in losses.items()})
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            record(step)
+        if step in marks:
+            if any(run.rows and run.rows[-1]["step"] != step for run in runs):
+                record(step)
+            for run in runs:
+                if run.status == "ok":
+                    on_checkpoint(run.cfg.seed, step, run.state)
+    return [run.history() for run in runs]
+
+
+class _SeedRun:
+    """One seed of :func:`train_seeds`: its state, evaluation latents and history rows."""
+
+    def __init__(self, task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
+                 device: torch.device) -> None:
+        self.task, self.cfg, self.estimator = task, cfg, estimator
+        G, D = _init_nets(task, estimator, cfg.seed, device)
+        self.state = TrainState(G=G, D=D, opt_g=None, opt_d=None,  # type: ignore[arg-type]
+                                estimator=estimator,
+                                rng=torch.Generator(device).manual_seed(cfg.seed),
+                                data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003))
+        self.z_eval = task.sample_latent(
+            cfg.eval_samples, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device)
+        self.rows: list[dict[str, Any]] = []
+        self.pending: list[dict[str, torch.Tensor]] = []
+        self.samples: torch.Tensor | None = None
+        self.status, self.diverged_at = "ok", None
+
+    def record(self, step: int, start: float, kind: str,
+               progress: Callable[[dict[str, Any]], None] | None) -> None:
+        """:func:`train`'s evaluation row for this seed; a divergence ends the seed's run."""
+        row: dict[str, Any] = {"step": step, "elapsed_s": time.perf_counter() - start}
+        try:
+            if self.pending:
+                first = step - len(self.pending) + 1
+                for name in self.pending[0]:
+                    values = torch.stack([p[name] for p in self.pending]).float().cpu()
+                    bad = (~torch.isfinite(values)).nonzero()
+                    if len(bad):
+                        raise Diverged(first + int(bad[0]), name)
+                    row[name] = float(values.mean())
+                self.pending.clear()
+            metrics, x = _evaluate(self.state, self.task, self.z_eval, kind, self.cfg.seed + 11)
+        except Diverged as exc:
+            self.status, self.diverged_at = "diverged", exc.step
+            if progress is not None:
+                progress({"seed": self.cfg.seed, "step": exc.step, "status": "diverged",
+                          "message": str(exc)})
+            return
+        row.update(metrics)
+        self.samples = x[:SAMPLES_KEPT]
+        self.rows.append(row)
+        if progress is not None:
+            progress({"seed": self.cfg.seed, **row})
+
+    def history(self) -> pd.DataFrame:
+        history = pd.DataFrame(self.rows)
+        est = self.estimator
+        history.attrs.update({"status": self.status, "diverged_at": self.diverged_at,
+                              "task": self.task.name, "estimator": est.key,
+                              "estimator_hyper": est.hyperparameters(),
+                              "samples": self.samples, "config": _config_dict(self.cfg)})
+        return history

@@ -156,14 +156,14 @@ def test_diverged_cells_are_stored_with_their_step(tmp_path):
 def test_a_raising_cell_is_failed_with_traceback(tmp_path, monkeypatch):
     import gangrad.runner as runner
 
-    def boom(cell, device=None, threads=None):
-        from gangrad.runner.cell import run_cell as real
+    def boom(cells, device=None, threads=None):
+        from gangrad.runner.cell import run_cells as real
 
-        if cell["estimator"] == "pathwise":
-            cell = {**cell, "task_params": {"classes": -3}}
-        return real(cell, device, threads)
+        if cells[0]["estimator"] == "pathwise":
+            cells = [{**cell, "task_params": {"classes": -3}} for cell in cells]
+        return real(cells, device, threads)
 
-    monkeypatch.setattr(runner, "run_cell", boom)
+    monkeypatch.setattr(runner, "run_cells", boom)
     path = tmp_path / "m.toml"
     path.write_text(MINI)
     summary = run_suite(path, store=tmp_path / "m.sqlite", progress=False)
@@ -171,6 +171,19 @@ def test_a_raising_cell_is_failed_with_traceback(tmp_path, monkeypatch):
     err = sqlite3.connect(tmp_path / "m.sqlite").execute(
         "SELECT error FROM cells WHERE status = 'failed'").fetchone()[0]
     assert "Traceback" in err and "classes" in err
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 def test_sigkill_then_resume_loses_only_running_cells(mini, tmp_path):
@@ -191,8 +204,13 @@ def test_sigkill_then_resume_loses_only_running_cells(mini, tmp_path):
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
+    children = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 30  # the orphaned workers notice and exit
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in children), "worker processes outlived the driver"
     with sqlite3.connect(store) as db:
         stored = db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
         orphans = db.execute("SELECT COUNT(*) FROM metrics WHERE cell_id NOT IN "
@@ -229,3 +247,16 @@ def test_ray_backend(mini, tmp_path):
         ray.shutdown()
     assert summary.ok == 8
     assert len(gangrad.load("mini", tmp_path / "r.sqlite")) > 0
+
+
+def test_batched_seeds_store_what_cells_alone_store(mini, tmp_path):
+    a = run_suite(mini, store=tmp_path / "a.sqlite", progress=False)
+    b = run_suite(mini, store=tmp_path / "b.sqlite", progress=False, batch_seeds=False)
+    assert a.ok == b.ok == 8
+    keys = ["cell_id", "kind", "step", "layer", "name"]
+    ma, mb = (gangrad.load("mini", store=tmp_path / f"{x}.sqlite") for x in "ab")
+    ma, mb = (m[~m["name"].isin(TIMING_METRICS)].sort_values(keys).reset_index(drop=True)
+              for m in (ma, mb))
+    assert len(ma) == len(mb) > 0
+    assert ma[keys].equals(mb[keys])
+    assert ma["value"].equals(mb["value"])  # bit for bit, NaN where both are NaN

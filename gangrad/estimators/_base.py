@@ -28,6 +28,13 @@ through ``f``?) and ``f_evaluations`` (calls of ``f`` per row), and implement ``
 ``_sample`` and ``_surrogate``; ``_param_shape`` defaults to the space's own shape.
 ``space_requirement`` describes the supported spaces in error messages where
 ``space_types`` alone does not (e.g. ``"binary Discrete(n, 2) spaces"``).
+
+Row independence. ``rows_independent`` is True when row ``b`` of the surrogate depends on
+row ``b`` of ``params`` and of the noise only, and calling it changes no state: then the
+rows of several independent problems can be concatenated into one call, which is how
+:func:`gangrad.train.train_seeds` trains many seeds as one batched model. It is False by
+default (a plug-in that, say, uses a batch-mean baseline stays correct), and the
+built-in estimators that qualify set it.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class AbstractEstimator(abc.ABC):
     differentiable_f: ClassVar[bool]
     f_evaluations: ClassVar[int] = 1
     learns: ClassVar[bool] = False
+    rows_independent: bool = False
     space_requirement: ClassVar[str | None] = None
     _frozen: bool = False
 

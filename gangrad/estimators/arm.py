@@ -28,6 +28,7 @@ class ARM(AbstractAntithetic):
     """``(f(b̃) − f(b))(u − ½)`` at an antithetic Bernoulli pair; unbiased, binary only."""
 
     key = "arm"
+    rows_independent = True
 
     def __init__(self) -> None:
         pass

@@ -31,6 +31,7 @@ class DisARM(AbstractAntithetic):
     """ARM integrated over u given the pair: ½(f(b) − f(b̃))(−1)^b̃ 1[b ≠ b̃] σ(|α|)."""
 
     key = "disarm"
+    rows_independent = True
 
     def __init__(self) -> None:
         pass

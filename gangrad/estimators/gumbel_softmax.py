@@ -31,6 +31,7 @@ class GumbelSoftmax(AbstractEstimator):
     """Relaxed one-hot x = softmax((logits + Gumbel)/τ), pathwise gradient."""
 
     key = "gumbel_softmax"
+    rows_independent = True
     space_types = (Discrete,)
     differentiable_f = True
 

@@ -29,6 +29,7 @@ class Pathwise(AbstractEstimator):
     """Exact backprop through a deterministic generator (softmax pass-through if discrete)."""
 
     key = "pathwise"
+    rows_independent = True
     space_types = (Continuous, Discrete)
     differentiable_f = True
 

@@ -43,6 +43,7 @@ class RaoBlackwellST(AbstractEstimator):
     """Hard one-hot forward; the ST Gumbel-softmax Jacobian averaged over p(g | b) backward."""
 
     key = "rao_blackwell_st"
+    rows_independent = True
     space_types = (Discrete,)
     differentiable_f = True
 

@@ -46,6 +46,7 @@ class ReinMax(AbstractEstimator):
     """Hard one-hot forward, Heun's-method (second-order) straight-through backward."""
 
     key = "reinmax"
+    rows_independent = True
     space_types = (Discrete,)
     differentiable_f = True
 

@@ -30,6 +30,7 @@ class Reparam(AbstractEstimator):
     """Learned loc and log-scale; x = loc + exp(log_scale)·ε, pathwise to both."""
 
     key = "reparam"
+    rows_independent = True
     space_types = (Continuous,)
     differentiable_f = True
 

@@ -85,6 +85,12 @@ class ScoreFunction(AbstractEstimator):
     def _sample(self, params, noise, space):
         return self._draws(params, noise, space)[:, 0]
 
+    @property
+    def rows_independent(self) -> bool:  # type: ignore[override]
+        """False for the batch leave-one-out baseline (``samples=1``) and for the EMA
+        baseline, whose state every call updates."""
+        return self.baseline == "none" or (self.baseline == "mean" and self.samples > 1)
+
     def _baseline(self, fx: torch.Tensor) -> torch.Tensor:
         B, S = fx.shape
         if self.baseline == "none":

@@ -35,6 +35,7 @@ class Smoothing(AbstractEstimator):
     """Goodfellow's σ-smoothing: x = G(z) + σε, gradient pathwise through the noise."""
 
     key = "smoothing"
+    rows_independent = True
     space_types = (Continuous,)
     differentiable_f = True
 

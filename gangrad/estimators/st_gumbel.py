@@ -25,6 +25,7 @@ class STGumbel(AbstractEstimator):
     """Hard one-hot forward (Gumbel-max), Gumbel-softmax relaxation backward."""
 
     key = "st_gumbel"
+    rows_independent = True
     space_types = (Discrete,)
     differentiable_f = True
 

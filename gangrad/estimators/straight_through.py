@@ -27,6 +27,7 @@ class StraightThrough(AbstractEstimator):
     """Hard one-hot sample forward, gradient through the softmax probabilities backward."""
 
     key = "straight_through"
+    rows_independent = True
     space_types = (Discrete,)
     differentiable_f = True
 

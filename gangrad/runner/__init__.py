@@ -9,10 +9,15 @@
 The driver process alone writes the store, one transaction per finished cell. Cells that
 the store already holds for the run are skipped (resume); ``fresh=True`` starts over.
 Ctrl-C stops after saving what finished; a re-run picks up the rest.
+
+Cells that differ only in their seed are one job: their seeds train together as one
+batched model (:func:`gangrad.train.train_seeds`), with the numbers each cell gets alone;
+``batch_seeds=False`` (``--no-batch-seeds``) runs every cell on its own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,7 +33,7 @@ import pandas as pd
 import torch
 
 import gangrad
-from gangrad.runner.cell import TIMING_METRICS, run_cell
+from gangrad.runner.cell import TIMING_METRICS, run_cells
 from gangrad.runner.store import Store
 from gangrad.runner.suite import BUILTIN_SUITES, Cell, Suite, SuiteError, load_suite
 
@@ -104,35 +109,66 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _local(cells: list[Cell], workers: int, device: str | None
-           ) -> Iterator[tuple[Cell, dict[str, Any] | None, int]]:
-    """Yields ``(cell, result, running)`` as cells finish (``result`` None: just started)."""
+Group = list[Cell]
+
+
+def _groups(cells: list[Cell], batch_seeds: bool) -> list[Group]:
+    """The jobs: cells differing only in their seed together (in first-seen order)."""
+    if not batch_seeds:
+        return [[c] for c in cells]
+    groups: dict[str, Group] = {}
+    for cell in cells:
+        key = json.dumps({k: v for k, v in cell.config().items() if k != "seed"},
+                         sort_keys=True)
+        groups.setdefault(key, []).append(cell)
+    return list(groups.values())
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit when the driver is gone (e.g. killed with SIGKILL), rather
+    than compute cells nobody will store."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _local(groups: list[Group], workers: int, device: str | None
+           ) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
+    """Yields ``(group, results, running cells)`` as jobs finish (``results`` None: just
+    started)."""
     if workers <= 1:
-        for cell in cells:
-            yield cell, None, 1
-            yield cell, run_cell(cell.config(), device), 0
+        for group in groups:
+            yield group, None, len(group)
+            yield group, run_cells([c.config() for c in group], device), 0
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-    pending: dict[Future, Cell] = {}
-    queue = list(cells)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    pending: dict[Future, Group] = {}
+    queue = list(groups)
     try:
         while queue or pending:
             while queue and len(pending) < workers:
-                cell = queue.pop(0)
-                pending[pool.submit(run_cell, cell.config(), device, threads)] = cell
+                group = queue.pop(0)
+                pending[pool.submit(run_cells, [c.config() for c in group], device,
+                                    threads)] = group
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                cell = pending.pop(fut)
-                yield cell, fut.result(), len(pending)
+                group = pending.pop(fut)
+                yield group, fut.result(), sum(len(g) for g in pending.values())
     finally:
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _ray(cells: list[Cell], address: str | None, device: str | None,
-         workers: int) -> Iterator[tuple[Cell, dict[str, Any] | None, int]]:
+def _ray(groups: list[Group], address: str | None, device: str | None,
+         workers: int) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
     try:
         import ray
     except ImportError:
@@ -142,14 +178,14 @@ def _ray(cells: list[Cell], address: str | None, device: str | None,
             ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(run_cell)
-    refs = {remote.remote(c.config(), device, 1): c for c in cells}
+    remote = ray.remote(num_cpus=1)(run_cells)
+    refs = {remote.remote([c.config() for c in g], device, 1): g for g in groups}
     try:
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:
-                cell = refs.pop(ref)
-                yield cell, ray.get(ref), len(refs)
+                group = refs.pop(ref)
+                yield group, ray.get(ref), sum(len(g) for g in refs.values())
     finally:
         for ref in refs:
             ray.cancel(ref, force=True)
@@ -158,7 +194,7 @@ def _ray(cells: list[Cell], address: str | None, device: str | None,
 def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
               run: str | None = None, workers: int = 1, backend: str = "local",
               address: str | None = None, fresh: bool = False, device: str | None = None,
-              progress: bool = True,
+              progress: bool = True, batch_seeds: bool = True,
               on_cell: Callable[[Cell, dict[str, Any]], None] | None = None) -> Summary:
     """Run every cell of ``suite`` not yet stored; returns the counts."""
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
@@ -182,29 +218,38 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
         bar = Progress(len(suite.cells), enabled=progress)
         done = summary.skipped
         bar.update(done, 0, 0)
-        source = (_local(todo, workers, device) if backend == "local"
-                  else _ray(todo, address, device, workers))
+        groups = _groups(todo, batch_seeds)
+        source = (_local(groups, workers, device) if backend == "local"
+                  else _ray(groups, address, device, workers))
         try:
-            for cell, result, running in source:
-                if result is None:
-                    bar.update(done, running, summary.failed, f"running {cell.label}")
+            for group, results, running in source:
+                if results is None:
+                    bar.update(done, running, summary.failed, f"running {_group_label(group)}")
                     continue
-                db.add_cell(run, cell.cell_id, cell.config(), result, result["metrics"])
-                done += 1
-                status = result["status"]
-                setattr(summary, status, getattr(summary, status) + 1)
-                if status == "failed":
-                    summary.failures.append(
-                        f"{cell.label}: {result['error'].strip().splitlines()[-1]}")
-                bar.update(done, running, summary.failed, f"{status}: {cell.label}")
-                if on_cell is not None:
-                    on_cell(cell, result)
+                for cell, result in zip(group, results, strict=True):
+                    db.add_cell(run, cell.cell_id, cell.config(), result, result["metrics"])
+                    done += 1
+                    status = result["status"]
+                    setattr(summary, status, getattr(summary, status) + 1)
+                    if status == "failed":
+                        summary.failures.append(
+                            f"{cell.label}: {result['error'].strip().splitlines()[-1]}")
+                    bar.update(done, running, summary.failed, f"{status}: {cell.label}")
+                    if on_cell is not None:
+                        on_cell(cell, result)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
             bar.close()
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def _group_label(group: Group) -> str:
+    if len(group) == 1:
+        return group[0].label
+    head = group[0].label.rsplit("/seed", 1)[0]
+    return f"{head}/seeds {','.join(str(c.seed) for c in group)}"
 
 
 def load(run: str, store: str | Path | None = None) -> pd.DataFrame:

@@ -70,6 +70,10 @@ class Head(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h).reshape(h.shape[0], *self.param_shape)
 
+    def stacked_forward(self, h: torch.Tensor, stack) -> torch.Tensor:
+        """:meth:`forward` for ``(S, B, features)`` (see :mod:`gangrad._stacked`)."""
+        return stack.child("linear")(h).reshape(*h.shape[:2], *self.param_shape)
+
 
 class Generator(nn.Module):
     """``z (B, latent_dim) -> params (B, *param_shape)``: a body, then a :class:`Head`.
@@ -89,6 +93,9 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(z))
+
+    def stacked_forward(self, z: torch.Tensor, stack) -> torch.Tensor:
+        return stack.child("head")(stack.child("body")(z))
 
 
 def mlp_generator(latent_dim: int, hidden: int, depth: int, param_shape: Sequence[int],
@@ -111,6 +118,9 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(-1)
+
+    def stacked_forward(self, x: torch.Tensor, stack) -> torch.Tensor:
+        return stack.child("net")(x.flatten(2)).squeeze(-1)
 
 
 def leaky_relu() -> nn.Module:

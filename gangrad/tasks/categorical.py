@@ -52,6 +52,10 @@ class ConstantGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.theta.expand(z.shape[0], *self.param_shape)
 
+    def stacked_forward(self, z: torch.Tensor, stack) -> torch.Tensor:
+        theta = stack.param("theta")  # S x param_shape
+        return theta.unsqueeze(1).expand(theta.shape[0], z.shape[1], *self.param_shape)
+
 
 class Categorical(AbstractTask):
     """One symbol with Zipf probabilities ``p_k ∝ 1/(k+1)``; see the module doc."""

@@ -87,6 +87,9 @@ class _Logistic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).squeeze(-1)
 
+    def stacked_forward(self, x: torch.Tensor, stack) -> torch.Tensor:
+        return stack.child("linear")(x).squeeze(-1)
+
 
 class Gaussian1D(AbstractTask):
     """Data ``N(loc, scale²)``, ``G(z) = w·z + b``, logistic ``D``; see the module doc."""

@@ -1,0 +1,126 @@
+"""Many seeds as one batched model: each seed's run is bit for bit its run alone (CPU)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gangrad import estimators, tasks
+from gangrad._stacked import Stack
+from gangrad.train import seed_batching, train, train_seeds
+
+SEEDS = [0, 3, 5]
+
+CASES = [  # (task, task params, estimator, hyper-parameters, steps)
+    ("ring8", {}, "pathwise", {}, 30),
+    ("ring8", {"hidden": 32}, "smoothing", {"sigma": 0.1}, 30),
+    ("gaussian1d", {}, "reparam", {}, 40),
+    ("grid25", {"hidden": 32}, "pathwise", {}, 20),
+    ("categorical", {}, "score_function", {"baseline": "mean", "samples": 2}, 40),
+    ("categorical", {}, "gumbel_softmax", {"temperature": 0.5}, 40),
+    ("binary_digits", {}, "disarm", {}, 8),
+    ("digits", {}, "pathwise", {}, 8),
+    ("oracle_seq", {}, "straight_through", {}, 4),
+]
+
+
+def _same(a, b) -> bool:
+    return a.drop(columns="elapsed_s").equals(b.drop(columns="elapsed_s"))
+
+
+@pytest.mark.parametrize(("task", "params", "key", "hyper", "steps"), CASES,
+                         ids=[f"{c[0]}-{c[2]}" for c in CASES])
+def test_each_seed_is_its_lone_run(task, params, key, hyper, steps):
+    t = tasks.create(task, **params)
+    est = estimators.create(key, **hyper)
+    assert seed_batching(t, est) is None
+    kwargs = {"steps": steps, "eval_every": max(1, steps // 4), "eval_samples": 300,
+              "device": "cpu"}
+    batched = train_seeds(t, est, SEEDS, **kwargs)
+    for seed, history in zip(SEEDS, batched, strict=True):
+        alone = train(t, estimators.create(key, **hyper), seed=seed, **kwargs)
+        assert history.attrs["status"] == alone.attrs["status"] == "ok"
+        if Stack([t.make_generator(est.param_shape(t.space))]).grouped and \
+                Stack([t.make_discriminator()]).grouped:
+            assert _same(history, alone), (seed, history.tail(2), alone.tail(2))
+            assert torch.equal(history.attrs["samples"], alone.attrs["samples"])
+        else:  # vmap over a network without a grouped form: equal up to rounding
+            cols = [c for c in alone.columns if c != "elapsed_s"]
+            a, b = history[cols].to_numpy(), alone[cols].to_numpy()
+            assert np.allclose(a, b, rtol=1e-3, atol=1e-6, equal_nan=True), (a, b)
+        assert history.attrs["config"]["seed"] == seed
+
+
+def test_checkpoints_see_each_seeds_networks():
+    seen: dict[tuple[int, int], torch.Tensor] = {}
+
+    def keep(seed, step, state):
+        seen[seed, step] = torch.cat([p.detach().flatten() for p in
+                                      copy.deepcopy(state.G).parameters()])
+
+    train_seeds("ring8", "pathwise", SEEDS, steps=6, eval_every=3, eval_samples=200,
+                device="cpu", checkpoint_steps=[0, 4, 6], on_checkpoint=keep)
+    assert sorted(seen) == sorted((s, k) for s in SEEDS for k in (0, 4, 6))
+    for seed in SEEDS:
+        alone: dict[int, torch.Tensor] = {}
+        train("ring8", "pathwise", seed=seed, steps=6, eval_every=3, eval_samples=200,
+              device="cpu", checkpoint_steps=[0, 4, 6],
+              on_checkpoint=lambda step, state, alone=alone: alone.__setitem__(
+                  step, torch.cat([p.detach().flatten() for p in state.G.parameters()])))
+        for step in (0, 4, 6):
+            assert torch.equal(seen[seed, step], alone[step])
+
+
+def test_estimators_with_state_train_seed_by_seed_with_the_same_results():
+    est = estimators.create("rebar")
+    t = tasks.create("categorical")
+    assert "learns" in seed_batching(t, est)
+    histories = train_seeds(t, est, [1, 2], steps=6, eval_every=3, eval_samples=200,
+                            device="cpu")
+    alone = train(t, estimators.create("rebar"), seed=2, steps=6, eval_every=3,
+                  eval_samples=200, device="cpu")
+    assert _same(histories[1], alone)
+    with pytest.raises(ValueError, match="cannot batch"):
+        train_seeds(t, est, [1, 2], steps=2, device="cpu", batched=True)
+
+
+def test_row_coupled_baselines_are_not_batched():
+    t = tasks.create("categorical")
+    assert seed_batching(t, estimators.create("score_function", baseline="mean")) is not None
+    assert seed_batching(t, estimators.create("score_function", baseline="ema")) is not None
+    assert seed_batching(
+        t, estimators.create("score_function", baseline="mean", samples=2)) is None
+
+
+def test_a_diverging_batch_reports_each_seed():
+    histories = train_seeds("ring8", "pathwise", [0, 1], steps=4, eval_every=2,
+                            eval_samples=200, lr_g=1e30, lr_d=1e30, device="cpu")
+    for seed, history in zip([0, 1], histories, strict=True):
+        alone = train("ring8", "pathwise", seed=seed, steps=4, eval_every=2,
+                      eval_samples=200, lr_g=1e30, lr_d=1e30, device="cpu")
+        assert history.attrs["status"] == alone.attrs["status"]
+        assert history.attrs["diverged_at"] == alone.attrs["diverged_at"]
+        assert len(history) == len(alone)
+
+
+@pytest.mark.parametrize(("seeds", "extra", "message"), [
+    ([], {}, "non-negative integers"),
+    ([0, 0], {}, "distinct"),
+    ([0, -1], {}, "non-negative"),
+    ([0, 1], {"seed": 3}, "seeds="),
+    ([0, 1], {"steps": 0}, "steps"),
+])
+def test_bad_arguments_are_refused_before_work(seeds, extra, message):
+    with pytest.raises(ValueError, match=message):
+        train_seeds("ring8", "pathwise", seeds, **extra)
+
+
+def test_progress_rows_name_their_seed():
+    rows = []
+    train_seeds("categorical", "straight_through", [4, 7], steps=4, eval_every=2,
+                eval_samples=200, device="cpu", progress=rows.append)
+    assert {r["seed"] for r in rows} == {4, 7}
+    assert sorted(r["step"] for r in rows if r["seed"] == 7) == [0, 2, 4]
