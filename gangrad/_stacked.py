@@ -10,7 +10,7 @@ Two ways to call the copies:
   elementwise activations and modules that define ``stacked_forward``: every ``Linear``
   becomes one ``torch.baddbmm`` over the seeds, with a backward that follows ``addmm``'s
   (which ``nn.Linear`` uses on a 2-D input) term by term, so on the CPU each seed gets
-  the same bits as its own network run alone (``tests/test_train.py`` checks). A
+  the same bits as its own network run alone (``tests/test_train_seeds.py`` checks). A
   ``Linear`` with one input or one output is a matrix-vector product, for which ``addmm``
   takes another path: it runs seed by seed;
 - ``torch.func.vmap`` over ``functional_call`` for any other network: correct, but

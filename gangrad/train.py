@@ -21,7 +21,7 @@ model: the S copies of G and of D are stacked (``torch.func.stack_module_state``
 called through ``torch.func.vmap``, the estimator sees the S batches concatenated, and one
 Adam steps all of them (Adam is elementwise). Every seed keeps its own generators, drawn
 in the same order as :func:`train`, so each seed gets the run :func:`train` gives it (on
-the CPU bit for bit; see ``tests/test_train.py``) in a fraction of the time.
+the CPU bit for bit; see ``tests/test_train_seeds.py``) in a fraction of the time.
 
 Python::
 
@@ -337,64 +337,30 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
     state = init_state(task, estimator, cfg)
     device = torch.device(cfg.device)
     kind = param_kind(estimator, task)
-    z_eval = task.sample_latent(cfg.eval_samples,
-                                generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
-    rows: list[dict[str, Any]] = []
-    pending: list[dict[str, torch.Tensor]] = []  # losses since the last evaluation
-    samples: dict[str, torch.Tensor] = {}  # the latest evaluation's generated samples
-    status, diverged_at = "ok", None
+    run = _Run(task, estimator, cfg, state, device, progress)
     start = time.perf_counter()
-
-    def record(step: int) -> None:
-        row: dict[str, Any] = {"step": step, "elapsed_s": time.perf_counter() - start}
-        if pending:
-            first = step - len(pending) + 1
-            for name in pending[0]:
-                values = torch.stack([p[name] for p in pending]).float().cpu()
-                bad = (~torch.isfinite(values)).nonzero()
-                if len(bad):
-                    raise Diverged(first + int(bad[0]), name)
-                row[name] = float(values.mean())
-            pending.clear()
-        metrics, x = _evaluate(state, task, z_eval, kind, cfg.seed + 11)
-        row.update(metrics)
-        samples["last"] = x[:SAMPLES_KEPT]
-        rows.append(row)
-        if progress is not None:
-            progress(row)
-
-    try:
-        record(0)
-        if 0 in marks:
-            on_checkpoint(0, state)
-        while state.step < cfg.steps:
-            if cfg.schedules:
-                state.estimator = estimator.replace(
-                    **{k: s(state.step) for k, s in cfg.schedules.items()})
-            pending.append(train_step(state, task, cfg))
-            if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
-                record(state.step)
-            if state.step in marks:
-                if rows[-1]["step"] != state.step:
-                    record(state.step)  # checks the pending losses before measuring
+    run.record(0, start, kind)
+    if run.ok and 0 in marks:
+        on_checkpoint(0, state)
+    while run.ok and state.step < cfg.steps:
+        if cfg.schedules:
+            state.estimator = estimator.replace(
+                **{k: s(state.step) for k, s in cfg.schedules.items()})
+        run.pending.append(train_step(state, task, cfg))
+        if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
+            run.record(state.step, start, kind)
+        if run.ok and state.step in marks:
+            if run.rows[-1]["step"] != state.step:
+                run.record(state.step, start, kind)  # checks the pending losses first
+            if run.ok:
                 on_checkpoint(state.step, state)
-    except Diverged as exc:
-        status, diverged_at = "diverged", exc.step
-        if progress is not None:
-            progress({"step": exc.step, "status": "diverged", "message": str(exc)})
-
-    history = pd.DataFrame(rows)
-    history.attrs.update({"status": status, "diverged_at": diverged_at,
-                          "task": task.name, "estimator": estimator.key,
-                          "estimator_hyper": estimator.hyperparameters(),
-                          "samples": samples.get("last"),
-                          "config": _config_dict(cfg)})
+    history = run.history()
     if out is not None:
-        _write_outputs(out, history, state, task, z_eval)
+        _write_outputs(out, history, state, task, run.z_eval)
     return history
 
 
@@ -538,7 +504,15 @@ def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
 
     device = torch.device(cfg.device)
     kind = param_kind(estimator, task)
-    runs = [_SeedRun(task, estimator, replace(cfg, seed=seed), device) for seed in seeds]
+    runs = []
+    for seed in seeds:
+        G, D = _init_nets(task, estimator, seed, device)
+        state = TrainState(G=G, D=D, opt_g=None, opt_d=None,  # type: ignore[arg-type]
+                           estimator=estimator,
+                           rng=torch.Generator(device).manual_seed(seed),
+                           data_rng=torch.Generator().manual_seed(seed + 1_000_003))
+        runs.append(_Run(task, estimator, replace(cfg, seed=seed), state, device, progress,
+                         tag_seed=True))
     states = [run.state for run in runs]
     G, D = Stack([st.G for st in states]), Stack([st.D for st in states])
     betas = (cfg.beta1, cfg.beta2)
@@ -550,56 +524,61 @@ def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
 
     def record(step: int) -> None:
         for run in runs:
-            if run.status == "ok":
-                run.record(step, start, kind, progress)
+            if run.ok:
+                run.record(step, start, kind)
 
     record(0)
     if 0 in marks:
         for run in runs:
-            on_checkpoint(run.cfg.seed, 0, run.state)
+            if run.ok:
+                on_checkpoint(run.cfg.seed, 0, run.state)
     step = 0
-    while step < cfg.steps and any(run.status == "ok" for run in runs):
-        current = estimator
+    while step < cfg.steps and any(run.ok for run in runs):
         if cfg.schedules:
             current = estimator.replace(**{k: s(step) for k, s in cfg.schedules.items()})
             for st in states:
                 st.estimator = current
         losses = _stacked_step(states, G, D, opt_g, opt_d, task, cfg)
         step += 1
-        for i, run in enumerate(runs):
-            run.pending.append({name: value[i] for name, value in losses.items()})
+        for i, run in enumerate(runs):  # a diverged seed trains on (on NaN) but is not read
+            if run.ok:
+                run.pending.append({name: value[i] for name, value in losses.items()})
         if step % cfg.eval_every == 0 or step == cfg.steps:
             record(step)
         if step in marks:
             if any(run.rows and run.rows[-1]["step"] != step for run in runs):
                 record(step)
             for run in runs:
-                if run.status == "ok":
+                if run.ok:
                     on_checkpoint(run.cfg.seed, step, run.state)
     return [run.history() for run in runs]
 
 
-class _SeedRun:
-    """One seed of :func:`train_seeds`: its state, evaluation latents and history rows."""
+class _Run:
+    """One seed's run: its state, evaluation latents and history rows (:func:`train`,
+    and each seed of :func:`train_seeds`)."""
 
     def __init__(self, task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
-                 device: torch.device) -> None:
-        self.task, self.cfg, self.estimator = task, cfg, estimator
-        G, D = _init_nets(task, estimator, cfg.seed, device)
-        self.state = TrainState(G=G, D=D, opt_g=None, opt_d=None,  # type: ignore[arg-type]
-                                estimator=estimator,
-                                rng=torch.Generator(device).manual_seed(cfg.seed),
-                                data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003))
+                 state: TrainState, device: torch.device,
+                 progress: Callable[[dict[str, Any]], None] | None,
+                 tag_seed: bool = False) -> None:
+        self.task, self.estimator, self.cfg, self.state = task, estimator, cfg, state
         self.z_eval = task.sample_latent(
             cfg.eval_samples, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device)
+        self.progress = progress
+        self.tag = {"seed": cfg.seed} if tag_seed else {}
         self.rows: list[dict[str, Any]] = []
-        self.pending: list[dict[str, torch.Tensor]] = []
-        self.samples: torch.Tensor | None = None
+        self.pending: list[dict[str, torch.Tensor]] = []  # losses since the last evaluation
+        self.samples: torch.Tensor | None = None  # the latest evaluation's generated samples
         self.status, self.diverged_at = "ok", None
 
-    def record(self, step: int, start: float, kind: str,
-               progress: Callable[[dict[str, Any]], None] | None) -> None:
-        """:func:`train`'s evaluation row for this seed; a divergence ends the seed's run."""
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def record(self, step: int, start: float, kind: str) -> None:
+        """An evaluation row: the pending losses' means (checked finite) and the task's
+        metrics. A divergence ends the run: ``status`` becomes ``"diverged"``."""
         row: dict[str, Any] = {"step": step, "elapsed_s": time.perf_counter() - start}
         try:
             if self.pending:
@@ -614,15 +593,15 @@ class _SeedRun:
             metrics, x = _evaluate(self.state, self.task, self.z_eval, kind, self.cfg.seed + 11)
         except Diverged as exc:
             self.status, self.diverged_at = "diverged", exc.step
-            if progress is not None:
-                progress({"seed": self.cfg.seed, "step": exc.step, "status": "diverged",
-                          "message": str(exc)})
+            if self.progress is not None:
+                self.progress({**self.tag, "step": exc.step, "status": "diverged",
+                               "message": str(exc)})
             return
         row.update(metrics)
         self.samples = x[:SAMPLES_KEPT]
         self.rows.append(row)
-        if progress is not None:
-            progress({"seed": self.cfg.seed, **row})
+        if self.progress is not None:
+            self.progress({**self.tag, **row})
 
     def history(self) -> pd.DataFrame:
         history = pd.DataFrame(self.rows)

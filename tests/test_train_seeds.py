@@ -124,3 +124,15 @@ def test_progress_rows_name_their_seed():
                 eval_samples=200, device="cpu", progress=rows.append)
     assert {r["seed"] for r in rows} == {4, 7}
     assert sorted(r["step"] for r in rows if r["seed"] == 7) == [0, 2, 4]
+
+
+def test_annealed_hyperparameters_follow_the_schedule_in_every_seed():
+    from gangrad.schedules import Schedule
+    from gangrad.train import TrainConfig
+
+    cfg = TrainConfig(schedules={"sigma": Schedule(1.0, 0.01, 10)})
+    kwargs = {"steps": 10, "eval_every": 5, "eval_samples": 200, "device": "cpu"}
+    batched = train_seeds("ring8", "smoothing", [0, 2], config=cfg, **kwargs)
+    alone = train("ring8", "smoothing", config=cfg, seed=2, **kwargs)
+    assert _same(batched[1], alone)
+    assert batched[1].attrs["config"]["schedules"]["sigma"]["end"] == 0.01
