@@ -15,8 +15,7 @@ import torch
 
 from benchmarks.conftest import DEVICES, interleaved_medians, machine, synchronized
 from gangrad import estimators, tasks
-from gangrad.measure import loop_gradients, replicate_gradients
-from gangrad.measure.gradstats import draw_noise
+from gangrad.measure import draw_noise, loop_gradients, replicate_gradients
 from gangrad.train import generator_loss
 
 

@@ -6,7 +6,7 @@ import math
 import numbers
 from collections.abc import Iterable
 
-__all__ = ["choice", "integer", "positive", "unit_interval"]
+__all__ = ["choice", "integer", "known_fields", "positive", "unit_interval"]
 
 
 def _real(owner: str, name: str, value: object, allowed: str) -> float:
@@ -49,3 +49,12 @@ def choice(owner: str, name: str, value: object, options: Iterable[str]) -> str:
     if value not in options:
         raise ValueError(f"{owner}: {name} must be one of {', '.join(options)}; got {value!r}")
     return str(value)
+
+
+def known_fields(owner: str, names: Iterable[str], given: Iterable[str], kind: str) -> None:
+    """Refuse any of ``given`` not among ``names``, listing the accepted ones."""
+    names = list(names)
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"{owner}: unknown {kind}(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(names)}")

@@ -11,7 +11,7 @@ the reference gradient is exact by enumeration.
 
 Each of ``replicates`` batch rows holds the same parameters, so one backward pass gives
 that many independent single-row estimates. Bias and variance, and their 95% intervals,
-are computed as in :func:`gangrad.measure.gradstats.group_stats` (the bias without its
+are computed as in :func:`gangrad.measure.group_stats` (the bias without its
 noise floor).
 """
 
@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from gangrad import estimators, exact
-from gangrad.measure.gradstats import group_stats
+from gangrad.measure import group_stats
 from gangrad.spaces import Discrete
 
 __all__ = ["continuous_table", "discrete_table", "score_function_variance"]
@@ -57,10 +57,6 @@ def score_function_variance(mu: float, sigma: float, k: float) -> float:
     x = mu + sigma * nodes
     second = float((weights * ((x - k) ** 2 * (x - mu) / sigma**2) ** 2).sum())
     return second - 4 * (mu - k) ** 2
-
-
-def _label(key: str, hyper: dict) -> str:
-    return key + ("(" + ", ".join(f"{k}={v}" for k, v in hyper.items()) + ")" if hyper else "")
 
 
 def _row_grads(est, params: torch.Tensor, f) -> torch.Tensor:
@@ -98,7 +94,7 @@ def continuous_table(replicates: int = 100_000, seed: int = 0, mu: float = 1.0,
             variance = closed.get(key, math.nan)
             if key == "score_function" and hyper.get("baseline", "none") == "none":
                 variance = score_function_variance(mu, sigma, k) / hyper.get("samples", 1)
-            rows.append({"estimator": _label(key, hyper), "k": k, "exact_gradient": 2 * (mu - k),
+            rows.append({"estimator": est.label, "k": k, "exact_gradient": 2 * (mu - k),
                          "mean": float(g.mean()), **_summary(g, truth),
                          "variance_closed_form": variance})
     return pd.DataFrame(rows)
@@ -118,6 +114,6 @@ def discrete_table(replicates: int = 100_000, seed: int = 0) -> pd.DataFrame:
         est = estimators.create(key, **hyper)
         n = replicates // hyper.get("samples", 1)
         params = LOGITS.reshape(1, *space.shape).expand(n, *space.shape).clone()
-        rows.append({"estimator": _label(key, hyper), "f_evaluations": est.f_evaluations,
+        rows.append({"estimator": est.label, "f_evaluations": est.f_evaluations,
                      **_summary(_row_grads(est, params, f), truth)})
     return pd.DataFrame(rows)

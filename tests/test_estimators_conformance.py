@@ -11,7 +11,7 @@ import torch
 from gangrad import estimators
 from gangrad.spaces import Continuous, Discrete
 
-SPACES = [Continuous(3), Discrete(4, 3), Discrete(1, 5), Discrete(4, 2)]
+SPACES = [Continuous(3), Discrete(4, 3), Discrete(1, 5), Discrete(4, 2), Discrete(1, 2)]
 CASES = [
     (key, space)
     for key in estimators.available()

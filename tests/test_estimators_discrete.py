@@ -38,18 +38,16 @@ from __future__ import annotations
 import math
 
 import pytest
-import test_estimators_conformance as conformance
 import torch
 from _stats import mean_within, variance_below, variance_within
 
 from gangrad import estimators, exact, tasks
 from gangrad.estimators._conditional import conditional_gumbel, perturbed
-from gangrad.measure.gradstats import draw_noise, loop_gradients, replicate_gradients
+from gangrad.measure import draw_noise, loop_gradients, replicate_gradients
 from gangrad.spaces import Continuous, Discrete
 from gangrad.train import generator_loss, train
 
 R = 100_000
-NEW = ["rebar", "relax", "arm", "disarm", "rao_blackwell_st", "reinmax"]
 
 # a small categorical problem: Discrete(2, 3), a cost that is not linear in the one-hot
 LOGITS = torch.tensor([[0.2, -0.4, 1.0], [0.0, 0.7, -1.2]])
@@ -288,17 +286,6 @@ def test_rao_blackwell_st_same_mean_lower_variance_than_st_gumbel(temperature):
 
 
 # -- contract: binary spaces, refusals, learn() --------------------------------------------------
-BINARY = [(key, space) for key in ("arm", "disarm") for space in (Discrete(4, 2), Discrete(1, 2))]
-
-
-@pytest.mark.parametrize(("key", "space"), BINARY, ids=[f"{k}-{s}" for k, s in BINARY])
-def test_conformance_on_binary_spaces(key, space):
-    """The registry-wide conformance checks, on the binary spaces ARM and DisARM support."""
-    conformance.test_conformance(key, space)
-    conformance.test_noise_is_replayable(key, space)
-    conformance.test_surrogate_value_is_the_cost(key, space)
-
-
 @pytest.mark.parametrize("key", ["arm", "disarm"])
 def test_binary_estimators_refuse_other_spaces(key):
     est = estimators.create(key)
@@ -345,10 +332,13 @@ def test_bad_hyperparameters(key, hyper, names):
 
 
 def test_f_evaluations_and_learns_flags():
-    evals = {k: estimators.create(k).f_evaluations for k in NEW}
-    assert evals == {"rebar": 3, "relax": 3, "arm": 2, "disarm": 2, "rao_blackwell_st": 1,
+    evals = {k: estimators.create(k).f_evaluations for k in estimators.available()}
+    assert evals == {"pathwise": 1, "smoothing": 1, "reparam": 1, "score_function": 1,
+                     "straight_through": 1, "gumbel_softmax": 1, "st_gumbel": 1,
+                     "rebar": 3, "relax": 3, "arm": 2, "disarm": 2, "rao_blackwell_st": 1,
                      "reinmax": 1}
     assert estimators.create("relax", rebar_term=False).f_evaluations == 1
+    assert estimators.create("score_function", samples=4).f_evaluations == 4
     assert {k for k in estimators.available() if estimators.create(k).learns} == {"rebar",
                                                                                  "relax"}
     est = estimators.create("st_gumbel")
@@ -412,7 +402,11 @@ def test_learned_control_variate_under_vmap_matches_the_loop(key):
 SHORT = {"steps": 3, "eval_every": 3, "eval_samples": 64, "batch_size": 16, "device": "cpu"}
 
 
-@pytest.mark.parametrize("key", NEW)
+BINARY_DIGITS = [k for k in estimators.available()
+                 if estimators.create(k).supports(tasks.create("binary_digits").space)]
+
+
+@pytest.mark.parametrize("key", BINARY_DIGITS)
 def test_trains_on_binary_digits(key):
     est = estimators.create(key)
     h = train("binary_digits", est, **SHORT)

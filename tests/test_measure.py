@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from gangrad import cli, estimators, tasks
-from gangrad.measure import gradient_stats, loop_gradients, replicate_gradients, sigma_sweep
-from gangrad.measure.gradstats import draw_noise, group_stats
-from gangrad.train import generator_loss
+from gangrad.measure import (
+    GradientProbe,
+    GradStatsConfig,
+    draw_noise,
+    gradient_stats,
+    group_stats,
+    loop_gradients,
+    replicate_gradients,
+    sigma_sweep,
+)
+from gangrad.train import generator_loss, train
 
 FAST = {"timing": False, "bootstrap": 100}
 
@@ -88,8 +96,11 @@ def test_sigma_sweep_bias_vanishes_and_score_variance_grows():
 
 
 def test_checkpoints_along_training():
-    df = gradient_stats("ring8", [("smoothing", {"sigma": 0.05}), "pathwise"], replicates=20,
-                        batch_size=16, at_steps=[0, 3], train_with="pathwise", **FAST)
+    probe = GradientProbe(tasks.create("ring8"), [("smoothing", {"sigma": 0.05}), "pathwise"],
+                          replicates=20, batch_size=16, **FAST)
+    train("ring8", "pathwise", steps=3, eval_every=3, eval_samples=200, device="cpu",
+          checkpoint_steps=[0, 3], on_checkpoint=probe)
+    df = probe.frame()
     assert sorted(df["step"].unique()) == [0, 3]
     layers = set(df["layer"])
     assert "total" in layers and len(layers) > 2
@@ -155,3 +166,35 @@ def test_cli_sigma_sweep(tmp_path, capsys):
     df = pd.read_csv(tmp_path / "s.csv")
     assert sorted(df["sigma"].unique()) == pytest.approx([0.01, 0.1, 1.0])
     assert cli.main(["grad-stats", "--task", "gaussian1d", "--sigma-sweep", "1:0.1:3"]) == 2
+
+
+def test_group_stats_is_public_with_its_keys():
+    """``gangrad.measure.group_stats(g, ref, ref_se2)``: the public entry, as declared."""
+    from gangrad.measure import STATISTICS, stored_names
+
+    g = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
+    out = group_stats(g, torch.zeros(5), 0.0)
+    expected = {n for s in STATISTICS if s.interval
+                for n in (s.name, s.name + "_lo", s.name + "_hi")}
+    assert set(out) == expected
+    assert {"bias", "bias_lo", "bias_hi", "snr", "snr_lo", "snr_hi", "variance", "mse",
+            "cosine", "sign_agreement"} <= expected
+    assert set(stored_names()) >= expected
+
+
+def test_grad_stats_config_has_one_set_of_defaults_and_checks():
+    from gangrad.cli.parser import GRAD
+
+    cfg = GradStatsConfig()
+    assert GRAD == cfg  # the CLI's defaults are the function's
+    assert cfg.validated() is cfg
+    bad = GradStatsConfig(replicates=1, bootstrap=5, loss="bogus", timing="yes", fresh_z=3,
+                          chunk_size=0)
+    names = [name for name, _ in bad.problems()]
+    assert names == ["replicates", "bootstrap", "fresh_z", "timing", "loss", "chunk_size"]
+    with pytest.raises(ValueError, match=r"replicates.*bootstrap.*fresh_z"):
+        bad.validated()
+    with pytest.raises(ValueError, match=r"unknown setting.*replicatez"):
+        cfg.updated(replicatez=3)
+    with pytest.raises(ValueError, match="bootstrap must be an integer >= 10"):
+        gradient_stats("categorical", ["straight_through"], bootstrap=5)

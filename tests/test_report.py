@@ -1,4 +1,4 @@
-"""Reports and questions: tables, a partial run, rendering in headless Chromium."""
+"""Reports: tables, figures, a partial run, rendering in headless Chromium."""
 
 from __future__ import annotations
 
@@ -14,44 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gangrad import cli
-from gangrad.questions import QUESTIONS, ask, save
+from gangrad import cli, questions
 from gangrad.report import build_report
 from gangrad.report.tables import summary_table
 from gangrad.runner import load_suite, run_suite
-
-SUITE = """
-name = "tiny"
-seeds = [0, 1]
-[train]
-eval_samples = 200
-[grad_stats]
-at_steps = [0, "end"]
-replicates = 8
-batch_size = 8
-bootstrap = 20
-timing_repeats = 2
-reference_replicates = 16
-[[tasks]]
-key = "gaussian1d"
-train = { steps = 6, eval_every = 3 }
-estimators = ["pathwise", { key = "smoothing", sigma = [0.1, 1.0] },
-              { key = "score_function", sigma = [0.1, 1.0], baseline = "mean" }]
-[[tasks]]
-key = "categorical"
-train = { steps = 6, eval_every = 3 }
-estimators = ["straight_through", "st_gumbel"]
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report")
-    suite = tmp / "tiny.toml"
-    suite.write_text(SUITE)
-    store = tmp / "s.sqlite"
-    run_suite(suite, store=store, progress=False)
-    return tmp, store
 
 
 def test_report_files_and_tables(tiny_run):
@@ -83,9 +49,8 @@ def test_ranking_marks_ties_from_intervals():
     assert table.loc["c", "tie"] == "" and table.loc["c", "rank"] == 3
 
 
-def test_partial_run_says_what_is_missing(tmp_path):
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(SUITE)
+def test_partial_run_says_what_is_missing(tiny, tmp_path):
+    suite = tiny
     store = tmp_path / "p.sqlite"
     cells = load_suite(suite).cells
     # store only the categorical cells: the gaussian1d ones are "still running"
@@ -132,41 +97,48 @@ def test_report_renders_in_headless_chromium(tiny_run):
     assert pixels.reshape(-1, pixels.shape[-1]).std(0).max() > 0.01
 
 
-def test_cli_report_and_ask_list(tiny_run, capsys):
+def test_cli_report(tiny_run, capsys):
     tmp, store = tiny_run
     assert cli.main(["report", "tiny", "--store", str(store), "--out-dir",
                      str(tmp / "r2")]) == 0
     assert "index.html" in capsys.readouterr().out
-    assert cli.main(["ask", "--list"]) == 0
-    out = capsys.readouterr().out
-    for name in QUESTIONS:
-        assert name in out
-    assert cli.main(["ask", "no-such-question"]) == 2
-
-
-@pytest.mark.parametrize("name", ["smoothing-limit", "differentiable-d", "separate-batches"])
-def test_fast_questions_give_data_driven_verdicts(name, tmp_path):
-    answer = ask(name)
-    paths = save(answer, tmp_path)
-    assert answer.verdict and all(p.exists() for p in paths.values())
-    numbers = re.findall(r"\d+\.\d+", answer.verdict)
-    assert numbers, "a verdict states its numbers"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["learned-variance", "discrete-outputs", "saturating-loss"])
-def test_training_questions(name, tmp_path):
-    answer = ask(name)
-    save(answer, tmp_path)
-    assert re.findall(r"\d+\.\d+", answer.verdict)
 
 
 def test_question_files_are_included_in_the_report(tiny_run):
     tmp, store = tiny_run
     out = tmp / "with-questions"
-    save(ask("separate-batches"), out / "questions")
+    questions.save(questions.ask("separate-batches"), out / "questions")
     report = build_report("tiny", store, out)
     html = report.html.read_text()
     assert "separate-batches" in html and "Verdict" in html
     assert "../questions/separate-batches.png" in report.markdown.read_text()
     assert Path(out / "questions" / "separate-batches.png").exists()
+
+
+def test_sample_pictures_use_each_cells_task_parameters(tmp_path, monkeypatch):
+    """A suite that changes a task's parameters (20 classes) draws its samples with them."""
+    from gangrad.report import figures
+    from gangrad.runner import Store, tidy
+    from gangrad.tasks import Categorical
+
+    suite = tmp_path / "wide.toml"
+    suite.write_text('name = "wide"\n[grad_stats]\nat_steps = [0]\nreplicates = 4\n'
+                     'batch_size = 4\nbootstrap = 10\ntiming = false\n'
+                     'reference_replicates = 4\n[[tasks]]\nkey = "categorical"\n'
+                     'params = { classes = 20 }\ntrain = { steps = 2, eval_every = 2, '
+                     'eval_samples = 50 }\nestimators = ["straight_through"]\n')
+    store = tmp_path / "w.sqlite"
+    run_suite(suite, store=store, progress=False)
+    drawn = []
+    real = Categorical.render
+
+    def spy(self, x, path):
+        drawn.append((self.classes, tuple(x.shape)))
+        return real(self, x, path)
+
+    monkeypatch.setattr(Categorical, "render", spy)
+    with Store(store) as db:
+        cells = db.cells("wide")
+        data = figures.RunData(tidy(db.metrics("wide"), cells), cells, db.samples("wide"))
+    assert figures.sample_grid(data) is not None
+    assert drawn == [(20, (50, 1, 20))]

@@ -13,42 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
 import gangrad
 from gangrad import cli, estimators
+from gangrad.measure import GradStatsConfig
 from gangrad.runner import TIMING_METRICS, SuiteError, load_suite, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
-
-MINI = """
-name = "mini"
-seeds = [0, 1]
-[train]
-eval_samples = 200
-[grad_stats]
-at_steps = [0, "end"]
-replicates = 8
-batch_size = 8
-bootstrap = 20
-timing_repeats = 2
-reference_replicates = 16
-[[tasks]]
-key = "categorical"
-train = { steps = 6, eval_every = 3 }
-estimators = ["pathwise", { key = "score_function", baseline = "mean" }]
-[[tasks]]
-key = "gaussian1d"
-train = { steps = 6, eval_every = 3 }
-estimators = [{ key = "smoothing", sigma = [0.1, 0.5] }]
-"""
-
-
-@pytest.fixture
-def mini(tmp_path) -> Path:
-    path = tmp_path / "mini.toml"
-    path.write_text(MINI)
-    return path
-
 
 def test_builtin_suites_validate_and_cover_the_families():
     quick = load_suite("quick")
@@ -63,12 +35,12 @@ def test_builtin_suites_validate_and_cover_the_families():
     assert len({c.seed for c in full.cells}) >= 5 and len(full.cells) > len(quick.cells)
 
 
-def test_grid_expands_and_ids_are_stable(mini):
-    suite = load_suite(mini)
-    assert len(suite.cells) == 2 * 2 + 2 * 2
+def test_grid_expands_and_ids_are_stable(tiny):
+    suite = load_suite(tiny)
+    assert len(suite.cells) == (1 + 2 + 2) * 2 + 2 * 2
     sigmas = sorted(c.estimator_params.get("sigma", 0) for c in suite.cells)
-    assert sigmas[-4:] == [0.1, 0.1, 0.5, 0.5]
-    assert [c.cell_id for c in suite.cells] == [c.cell_id for c in load_suite(mini).cells]
+    assert sigmas[-8:] == [0.1] * 4 + [1.0] * 4
+    assert [c.cell_id for c in suite.cells] == [c.cell_id for c in load_suite(tiny).cells]
     assert suite.cells[0].grad_stats["at_steps"] == [0, 6]
 
 
@@ -100,28 +72,28 @@ def test_every_problem_reported_at_once_with_lines(tmp_path):
     assert len(info.value.problems) == 7
 
 
-def test_run_resume_and_fresh(mini, tmp_path):
+def test_run_resume_and_fresh(tiny, tmp_path):
     store = tmp_path / "s.sqlite"
-    first = run_suite(mini, store=store, progress=False)
-    assert (first.ok, first.failed, first.skipped) == (8, 0, 0)
-    again = run_suite(mini, store=store, progress=False)
-    assert (again.ok, again.skipped) == (0, 8)
-    df = gangrad.load("mini", store)
+    first = run_suite(tiny, store=store, progress=False)
+    assert (first.ok, first.failed, first.skipped) == (14, 0, 0)
+    again = run_suite(tiny, store=store, progress=False)
+    assert (again.ok, again.skipped) == (0, 14)
+    df = gangrad.load("tiny", store)
     assert set(df["kind"]) == {"train", "grad"}
     assert df.groupby("cell_id").size().min() > 10
     assert {"bias", "variance", "cosine", "time_ms"} <= set(df[df.kind == "grad"]["name"])
-    fresh = run_suite(mini, store=store, fresh=True, progress=False)
-    assert fresh.ok == 8
+    fresh = run_suite(tiny, store=store, fresh=True, progress=False)
+    assert fresh.ok == 14
     with sqlite3.connect(store) as db:
-        assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 8
+        assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 14
 
 
-def test_same_suite_same_numbers(mini, tmp_path):
+def test_same_suite_same_numbers(tiny, tmp_path):
     for name in ("a", "b"):
-        run_suite(mini, store=tmp_path / f"{name}.sqlite", progress=False)
+        run_suite(tiny, store=tmp_path / f"{name}.sqlite", progress=False)
 
     def numbers(name):
-        df = gangrad.load("mini", tmp_path / f"{name}.sqlite")
+        df = gangrad.load("tiny", tmp_path / f"{name}.sqlite")
         df = df[~df["name"].isin(TIMING_METRICS)]
         return df.sort_values(["cell_id", "kind", "step", "layer", "name"]).reset_index(drop=True)
 
@@ -141,20 +113,20 @@ def test_diverged_cells_are_stored_with_their_step(tmp_path):
     estimators.register("exploding", _Exploding)
     try:
         path = tmp_path / "d.toml"
-        path.write_text(MINI.replace('estimators = ["pathwise", { key = "score_function", '
-                                     'baseline = "mean" }]', 'estimators = ["exploding"]'))
+        path.write_text(TINY.replace('estimators = ["straight_through", "st_gumbel"]',
+                                     'estimators = ["exploding"]'))
         summary = run_suite(path, store=tmp_path / "d.sqlite", progress=False)
     finally:
         estimators.REGISTRY._registered.pop("exploding")
-    assert (summary.diverged, summary.ok, summary.failed) == (2, 4, 0)
+    assert (summary.diverged, summary.ok, summary.failed) == (2, 10, 0)
     rows = sqlite3.connect(tmp_path / "d.sqlite").execute(
         "SELECT status, diverged_at FROM cells WHERE estimator = 'exploding'").fetchall()
     assert rows == [("diverged", 1), ("diverged", 1)]
     assert "2 diverged" in str(summary)
 
 
-def test_a_raising_cell_is_failed_with_traceback(tmp_path, monkeypatch):
-    import gangrad.runner as runner
+def test_a_raising_cell_is_failed_with_traceback(tiny, tmp_path, monkeypatch):
+    import gangrad.runner.backends as runner
 
     def boom(cells, device=None, threads=None):
         from gangrad.runner.cell import run_cells as real
@@ -164,10 +136,8 @@ def test_a_raising_cell_is_failed_with_traceback(tmp_path, monkeypatch):
         return real(cells, device, threads)
 
     monkeypatch.setattr(runner, "run_cells", boom)
-    path = tmp_path / "m.toml"
-    path.write_text(MINI)
-    summary = run_suite(path, store=tmp_path / "m.sqlite", progress=False)
-    assert summary.failed == 2 and summary.ok == 6
+    summary = run_suite(tiny, store=tmp_path / "m.sqlite", progress=False)
+    assert summary.failed == 2 and summary.ok == 12
     err = sqlite3.connect(tmp_path / "m.sqlite").execute(
         "SELECT error FROM cells WHERE status = 'failed'").fetchone()[0]
     assert "Traceback" in err and "classes" in err
@@ -186,10 +156,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigkill_then_resume_loses_only_running_cells(mini, tmp_path):
+def test_sigkill_then_resume_loses_only_running_cells(tiny, tmp_path):
     store = tmp_path / "k.sqlite"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "gangrad.cli", "run", str(mini), "--store", str(store), "-q"]
+    cmd = [sys.executable, "-m", "gangrad.cli", "run", str(tiny), "--store", str(store), "-q"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     done = 0
@@ -215,48 +185,110 @@ def test_sigkill_then_resume_loses_only_running_cells(mini, tmp_path):
         stored = db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
         orphans = db.execute("SELECT COUNT(*) FROM metrics WHERE cell_id NOT IN "
                              "(SELECT cell_id FROM cells)").fetchone()[0]
-    assert 2 <= stored < 8 and orphans == 0
-    summary = run_suite(mini, store=store, progress=False)
-    assert summary.skipped == stored and summary.ok == 8 - stored
+    assert 2 <= stored < 14 and orphans == 0
+    summary = run_suite(tiny, store=store, progress=False)
+    assert summary.skipped == stored and summary.ok == 14 - stored
     with sqlite3.connect(store) as db:
-        assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 8
-        assert db.execute("SELECT COUNT(DISTINCT cell_id) FROM cells").fetchone()[0] == 8
+        assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 14
+        assert db.execute("SELECT COUNT(DISTINCT cell_id) FROM cells").fetchone()[0] == 14
         per_cell = db.execute("SELECT COUNT(*) FROM metrics GROUP BY cell_id").fetchall()
-    assert len(per_cell) == 8 and len({n for (n,) in per_cell}) <= 2  # two task shapes
+    assert len(per_cell) == 14 and len({n for (n,) in per_cell}) <= 2  # two task shapes
 
 
-def test_cli_run_runs_export(mini, tmp_path, capsys):
+def test_cli_run_runs_export(tiny, tmp_path, capsys):
     store = str(tmp_path / "c.sqlite")
-    assert cli.main(["run", str(mini), "--store", store, "-q", "--workers", "2"]) == 0
-    assert "8 ok" in capsys.readouterr().out
+    assert cli.main(["run", str(tiny), "--store", store, "-q", "--workers", "2"]) == 0
+    assert "14 ok" in capsys.readouterr().out
     assert cli.main(["runs", "--store", store]) == 0
-    assert "mini" in capsys.readouterr().out
-    out = tmp_path / "mini.csv"
-    assert cli.main(["export", "mini", "--store", store, "--out", str(out)]) == 0
+    assert "tiny" in capsys.readouterr().out
+    out = tmp_path / "tiny.csv"
+    assert cli.main(["export", "tiny", "--store", store, "--out", str(out)]) == 0
     assert len(pd.read_csv(out)) > 0
     assert cli.main(["export", "nope", "--store", store]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
 
 
-def test_ray_backend(mini, tmp_path):
+def test_ray_backend(tiny, tmp_path):
     ray = pytest.importorskip("ray")
     try:
-        summary = run_suite(mini, store=tmp_path / "r.sqlite", backend="ray", workers=2,
+        summary = run_suite(tiny, store=tmp_path / "r.sqlite", backend="ray", workers=2,
                             progress=False)
     finally:
         ray.shutdown()
-    assert summary.ok == 8
-    assert len(gangrad.load("mini", tmp_path / "r.sqlite")) > 0
+    assert summary.ok == 14
+    assert len(gangrad.load("tiny", tmp_path / "r.sqlite")) > 0
 
 
-def test_batched_seeds_store_what_cells_alone_store(mini, tmp_path):
-    a = run_suite(mini, store=tmp_path / "a.sqlite", progress=False)
-    b = run_suite(mini, store=tmp_path / "b.sqlite", progress=False, batch_seeds=False)
-    assert a.ok == b.ok == 8
+def test_batched_seeds_store_what_cells_alone_store(tiny, tmp_path):
+    a = run_suite(tiny, store=tmp_path / "a.sqlite", progress=False)
+    b = run_suite(tiny, store=tmp_path / "b.sqlite", progress=False, batch_seeds=False)
+    assert a.ok == b.ok == 14
     keys = ["cell_id", "kind", "step", "layer", "name"]
-    ma, mb = (gangrad.load("mini", store=tmp_path / f"{x}.sqlite") for x in "ab")
+    ma, mb = (gangrad.load("tiny", store=tmp_path / f"{x}.sqlite") for x in "ab")
     ma, mb = (m[~m["name"].isin(TIMING_METRICS)].sort_values(keys).reset_index(drop=True)
               for m in (ma, mb))
     assert len(ma) == len(mb) > 0
     assert ma[keys].equals(mb[keys])
     assert ma["value"].equals(mb["value"])  # bit for bit, NaN where both are NaN
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("bootstrap", 5), ("replicates", 1), ("batch_size", 0), ("timing_repeats", 0),
+    ("reference_replicates", 1), ("loss", "bogus"), ("timing", "yes"), ("fresh_z", 3)])
+def test_suite_validation_is_the_engines(tiny, setting, value):
+    """A [grad_stats] value the engine refuses is refused by suite validation, with the same
+    message and the line it is on, before any work."""
+    with pytest.raises(ValueError) as engine:
+        GradStatsConfig().updated(**{setting: value}).validated()
+    message = engine.value.args[0].removeprefix("gradient_stats: ")
+    literal = f'"{value}"' if isinstance(value, str) else str(value).lower()
+    text = _with_grad_setting(TINY, setting, literal)
+    tiny.write_text(text)
+    with pytest.raises(SuiteError) as suite:
+        load_suite(tiny)
+    line = text.splitlines().index(f"{setting} = {literal}") + 1
+    assert f"tiny.toml:{line}: grad_stats.{message}" in str(suite.value)
+    assert len(suite.value.problems) == 1, "reported once, not once per task"
+
+
+def _with_grad_setting(text: str, name: str, literal: str) -> str:
+    """``text`` with ``name = literal`` in its [grad_stats] table (replaced or added)."""
+    lines = text.splitlines()
+    start = lines.index("[grad_stats]")
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("["):
+            break
+        if lines[i].startswith(f"{name} ="):
+            lines[i] = f"{name} = {literal}"
+            return "\n".join(lines) + "\n"
+    lines.insert(start + 1, f"{name} = {literal}")
+    return "\n".join(lines) + "\n"
+
+
+def test_every_grad_stats_problem_in_one_pass(tiny):
+    text = TINY
+    for name, literal in (("bootstrap", "5"), ("loss", '"x"'), ("timing", '"yes"')):
+        text = _with_grad_setting(text, name, literal)
+    tiny.write_text(text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(tiny)
+    assert len(info.value.problems) == 3
+
+
+def test_an_empty_grid_axis_is_a_problem(tiny):
+    tiny.write_text(TINY.replace("sigma = [0.1, 1.0] }", "sigma = [] }", 1))
+    with pytest.raises(SuiteError, match="grid axis 'sigma' is empty"):
+        load_suite(tiny)
+
+
+def test_tidy_metrics_carry_every_hyperparameter(tiny_run):
+    _, store = tiny_run
+    df = gangrad.load("tiny", store)
+    cols = list(df.columns)
+    assert cols.index("label") < cols.index("sigma") < cols.index("kind")
+    by_estimator = df.drop_duplicates("cell_id").groupby("estimator")
+    assert set(by_estimator.get_group("smoothing")["sigma"]) == {0.1, 1.0}
+    assert set(by_estimator.get_group("score_function")["baseline"]) == {"mean"}
+    default = estimators.create("st_gumbel").temperature  # not set by the suite: its default
+    assert set(by_estimator.get_group("st_gumbel")["temperature"]) == {default}
+    assert by_estimator.get_group("pathwise")["sigma"].isna().all()

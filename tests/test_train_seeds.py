@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gangrad import estimators, tasks
-from gangrad._stacked import Stack
 from gangrad.train import seed_batching, train, train_seeds
+from gangrad.train.stacked import Stack
 
 SEEDS = [0, 3, 5]
 

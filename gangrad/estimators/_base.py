@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -161,6 +162,26 @@ class AbstractEstimator(abc.ABC):
         clone._frozen = True
         return clone
 
+    def measurable(self, params: torch.Tensor, f: Cost, *, space: Space | None = None,
+                   generator: torch.Generator | None = None) -> AbstractEstimator:
+        """A :meth:`frozen` copy to measure on ``params`` and ``f``: state that starts
+        empty (an EMA baseline) first sees this batch, as in training it would have."""
+        clone = copy.copy(self)
+        clone._warm_up(params, f, self.space_of(params, space), generator)
+        return clone.frozen()
+
+    @property
+    def label(self) -> str:
+        """``key``, or ``key(name=value, ...)`` with the hyper-parameters that differ from
+        their defaults (floats to 4 significant digits): the estimator's name in tables."""
+        defaults = {h.name: h.default for h in hyperparameters(type(self))}
+        changed = {k: v for k, v in self.hyperparameters().items()
+                   if defaults.get(k, inspect.Parameter.empty) != v}
+        if not changed:
+            return self.key
+        shown = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in changed.items()}
+        return self.key + "(" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")"
+
     def hyperparameters(self) -> dict[str, Any]:
         return {h.name: getattr(self, h.name) for h in hyperparameters(type(self))}
 
@@ -195,6 +216,10 @@ class AbstractEstimator(abc.ABC):
     # -- what a concrete estimator provides ------------------------------------------------------
     def _param_shape(self, space: Space) -> tuple[int, ...]:
         return space.shape
+
+    def _warm_up(self, params: torch.Tensor, f: Cost, space: Space,  # noqa: B027
+                 generator: torch.Generator | None) -> None:
+        """Give state that starts empty one batch before a measurement (default: none)."""
 
     @abc.abstractmethod
     def _noise(self, params: torch.Tensor, space: Space,

@@ -18,7 +18,6 @@ For f = (x − k)² at loc = μ, σ = e^s: ``Var ∇_{loc} = 4σ²`` and
 from __future__ import annotations
 
 import torch
-from torch.distributions import Normal
 
 from gangrad.estimators._base import AbstractEstimator, Cost
 from gangrad.spaces import Continuous
@@ -43,10 +42,6 @@ class Reparam(AbstractEstimator):
     def _noise(self, params, space, generator):
         return torch.randn(params[:, 0].shape, generator=generator, dtype=params.dtype,
                            device=params.device)
-
-    def distribution(self, params: torch.Tensor) -> Normal:
-        """The generator's conditional distribution ``N(loc, exp(log_scale)²)``."""
-        return Normal(params[:, 0], params[:, 1].exp(), validate_args=False)
 
     def _sample(self, params, noise, space):
         return params[:, 0] + params[:, 1].exp() * noise

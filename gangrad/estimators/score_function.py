@@ -63,6 +63,10 @@ class ScoreFunction(AbstractEstimator):
         """Forget the EMA baseline's history."""
         self.baseline_ = None
 
+    def _warm_up(self, params, f, space, generator):
+        if self.baseline == "ema":  # one batch gives the EMA a history to measure with
+            self.surrogate(params, f, space=space, generator=generator)
+
     def _noise(self, params, space, generator):
         # B x S x (dim) or B x S x L x C
         shape = (params.shape[0], self.samples, *params.shape[1:])

@@ -1,11 +1,15 @@
 """Named empirical questions: each runs its experiment, analyses it, and computes a verdict
-from the data (never a fixed sentence), with its figure.
+from the data (never a fixed sentence), with its figure. The contract every question
+follows is stated once, in :mod:`gangrad.questions._base`; this module registers them.
 
 ::
 
-    from gangrad.questions import ask
-    answer = ask("smoothing-limit")          # quick; full=True for the GPU-sized version
+    from gangrad import questions
+    answer = questions.ask("smoothing-limit")          # quick; full=True for the GPU size
     print(answer.verdict)
+    questions.save(answer)                             # reports/questions/NAME.*
+
+Outside packages add questions through the entry-point group ``gangrad.questions``.
 """
 
 from __future__ import annotations
@@ -13,61 +17,58 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+from gangrad._provenance import git_commit
+from gangrad._registry import Registry
+from gangrad.questions._base import AbstractQuestion, Answer, Verdict
+from gangrad.questions.differentiable_d import DifferentiableD
+from gangrad.questions.discrete_outputs import DiscreteOutputs
+from gangrad.questions.learned_variance import LearnedVariance
+from gangrad.questions.saturating_loss import SaturatingLoss
+from gangrad.questions.separate_batches import SeparateBatches
+from gangrad.questions.smoothing_limit import SmoothingLimit
 
-matplotlib.use("Agg")  # figures are written to files; no display needed
+__all__ = ["REGISTRY", "AbstractQuestion", "Answer", "Verdict", "ask", "available", "create",
+           "save"]
 
-from gangrad.questions import (
-    differentiable_d,
-    discrete_outputs,
-    learned_variance,
-    saturating_loss,
-    separate_batches,
-    smoothing_limit,
-)
-from gangrad.questions._common import Answer
-
-__all__ = ["QUESTIONS", "Answer", "ask", "save"]
-
-QUESTIONS = {m.NAME: m for m in (smoothing_limit, learned_variance, differentiable_d,
-                                 discrete_outputs, separate_batches, saturating_loss)}
-
-# the public questions each one answers (cited by their source, not by a local file)
-ORIGINS = {
-    "smoothing-limit": "Goodfellow et al. (2014), eq. 1: what does the σ→0 identity mean?",
-    "learned-variance": "Goodfellow et al. (2014): learning the generator's conditional "
-                        "variance with reparameterization (Kingma & Welling; Rezende et al.)",
-    "differentiable-d": "Why must G and D be differentiable? (Cross Validated 470753)",
-    "discrete-outputs": "Can a differentiable G produce a discrete distribution? "
-                        "(Cross Validated 470753; Data Science SE 32082)",
-    "separate-batches": "Is a D update on a real batch then a fake batch the same as one "
-                        "mixed batch? (a common question on GAN training loops)",
-    "saturating-loss": "How is the generator trained: min log(1 − D(G(z))) or "
-                       "max log D(G(z))? (Goodfellow et al., 2014, section 3)",
+_BUILTINS: dict[str, type[AbstractQuestion]] = {
+    cls.name: cls for cls in (SmoothingLimit, LearnedVariance, DifferentiableD,
+                              DiscreteOutputs, SeparateBatches, SaturatingLoss)
 }
+
+REGISTRY: Registry[AbstractQuestion] = Registry("question", _BUILTINS, "gangrad.questions")
+
+
+def available() -> list[str]:
+    """Question names, built-ins first in their order, then plug-ins sorted."""
+    return [*_BUILTINS, *sorted(set(REGISTRY.available()) - set(_BUILTINS))]
+
+
+def create(name: str) -> AbstractQuestion:
+    """The question registered under ``name``."""
+    return REGISTRY.create(name)
 
 
 def ask(name: str, full: bool = False, seed: int = 0) -> Answer:
-    if name not in QUESTIONS:
-        raise KeyError(f"unknown question {name!r}; available: {', '.join(QUESTIONS)}")
-    return QUESTIONS[name].run(full=full, seed=seed)
+    """Run question ``name``'s experiment (quick, or ``full``) and return its answer."""
+    return create(name).answer(full=full, seed=seed)
 
 
 def save(answer: Answer, out_dir: str | Path = "reports/questions") -> dict[str, Path]:
     """Write ``NAME.png``, ``NAME.csv``, ``NAME.json`` and ``NAME.md`` under ``out_dir``."""
-    from gangrad.report.figures import png_bytes
+    from gangrad.plotting import png_bytes
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{answer.name}.{k}" for k in ("png", "csv", "json", "md")}
     paths["png"].write_bytes(png_bytes(answer.figure))
     answer.table.to_csv(paths["csv"], index=False)
-    record = {"name": answer.name, "question": answer.question, "origin": ORIGINS[answer.name],
+    commit = git_commit()
+    record = {"name": answer.name, "question": answer.question, "origin": answer.origin,
               "verdict": answer.verdict, "numbers": answer.numbers, "caption": answer.caption,
-              "settings": answer.settings}
+              "settings": answer.settings, "commit": commit}
     paths["json"].write_text(json.dumps(record, indent=2, default=float) + "\n")
     paths["md"].write_text(
-        f"# {answer.name}\n\n**Question.** {answer.question}\n\n*From:* {ORIGINS[answer.name]}"
+        f"# {answer.name}\n\n**Question.** {answer.question}\n\n*From:* {answer.origin}"
         f"\n\n**Verdict.** {answer.verdict}\n\n![{answer.name}]({answer.name}.png)\n\n"
-        f"{answer.caption}\n")
+        f"{answer.caption}\n\n*Computed by gangrad at commit {(commit or 'unknown')[:10]}.*\n")
     return paths

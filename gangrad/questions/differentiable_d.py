@@ -15,17 +15,19 @@ interval. Analysis: an estimator "sees a signal" when the interval of ``‖E g�
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-from gangrad.questions._common import Answer
+from gangrad.plotting import new_figure
+from gangrad.questions._base import AbstractQuestion, Verdict
 
-NAME = "differentiable-d"
-QUESTION = ("What happens to each estimator when D is not differentiable in its input "
-            "(it quantizes its input), and when G is not differentiable?")
 STEP = 0.5  # the rounding grid
+SPECS = [("pathwise", {}), ("smoothing", {"sigma": 0.3}), ("reparam", {}),
+         ("score_function", {"sigma": 0.3, "baseline": "mean"})]
+DIFFERENTIABLE = "differentiable D and G"
 
 
 class Quantized(nn.Module):
@@ -41,86 +43,93 @@ class Quantized(nn.Module):
         return torch.round(self.module(x) / self.h) * self.h
 
 
-def run(full: bool = False, seed: int = 0) -> Answer:
-    import matplotlib.pyplot as plt
+def _state(r) -> str:
+    if r["variance"] == 0 and r["bias"] == 0:
+        return "blind (exactly zero)"
+    if r["bias_lo"] > 0:
+        return "sees a signal"
+    return "no signal resolved"
 
-    from gangrad import tasks
-    from gangrad.measure import gradient_stats
 
-    task = tasks.create("gaussian1d")
-    torch.manual_seed(seed)
-    G, D = task.make_generator((1,)), task.make_discriminator()
-    with torch.no_grad():  # a D that separates real from fake, so f has a slope to find
-        D.linear.weight.fill_(1.5)
-        D.linear.bias.fill_(-3.0)
-    specs = [("pathwise", {}), ("smoothing", {"sigma": 0.3}), ("reparam", {}),
-             ("score_function", {"sigma": 0.3, "baseline": "mean"})]
-    settings = {"differentiable D and G": (G, D),
-                "D quantizes its input": (G, Quantized(copy.deepcopy(D))),
-                "G's output quantized": (Quantized(copy.deepcopy(G), before=False), D)}
-    R = 20_000 if full else 4000
-    rows = []
-    for setting, (g, d) in settings.items():
-        for key, hyper in specs:
-            if key == "reparam" and isinstance(g, Quantized):
-                continue  # reparam needs G's own head; the rounded G has none
-            df = gradient_stats(task, [(key, hyper)], G=copy.deepcopy(g), D=copy.deepcopy(d),
-                                replicates=R, batch_size=64, seed=seed, timing=False,
-                                bootstrap=200)
-            t = df[df["layer"] == "total"].iloc[0]
-            rows.append({"setting": setting, "estimator": t["estimator"],
-                         "reference": t["reference"], "reference_norm": t["reference_norm"],
-                         "mean_grad_norm": t["bias"] if t["reference_norm"] == 0 else None,
-                         "bias": t["bias"], "bias_lo": t["bias_lo"], "bias_hi": t["bias_hi"],
-                         "variance": t["variance"], "cosine": t["cosine"]})
-    table = pd.DataFrame(rows)
+class DifferentiableD(AbstractQuestion):
+    name = "differentiable-d"
+    question = ("What happens to each estimator when D is not differentiable in its input "
+                "(it quantizes its input), and when G is not differentiable?")
+    origin = "Why must G and D be differentiable? (Cross Validated 470753)"
+    quick = {"replicates": 4000, "rounding_step": STEP}
+    full = {"replicates": 20_000, "rounding_step": STEP}
 
-    def state(r) -> str:
-        if r["variance"] == 0 and r["bias"] == 0:
-            return "blind (exactly zero)"
-        if r["bias_lo"] > 0:
-            return "sees a signal"
-        return "no signal resolved"
+    def experiment(self, settings: dict[str, Any], seed: int) -> pd.DataFrame:
+        from gangrad import tasks
+        from gangrad.measure import gradient_stats
 
-    parts, numbers = [], {}
-    for setting, sdf in table.groupby("setting", sort=False):
-        if setting == "differentiable D and G":
-            continue
-        for _, r in sdf.iterrows():
-            numbers[f"{setting} | {r['estimator']}"] = {
-                "mean_grad_norm": [r["bias"], r["bias_lo"], r["bias_hi"]],
-                "variance": r["variance"], "state": state(r)}
-        blind = [r["estimator"] for _, r in sdf.iterrows() if state(r).startswith("blind")]
-        seeing = [f"{r['estimator']} (‖E g‖ = {r['bias']:.3g}, 95% CI {r['bias_lo']:.3g}–"
-                  f"{r['bias_hi']:.3g})" for _, r in sdf.iterrows()
-                  if state(r) == "sees a signal"]
-        parts.append(f"when {setting}: the backprop gradient is exactly 0; "
-                     + (f"{', '.join(blind)} return exactly zero gradients" if blind else
-                        "no estimator is exactly zero")
-                     + ("; only " + ", ".join(seeing) + " still see a training signal"
-                        if seeing else "; no estimator resolves a non-zero signal"))
-    ok = table[table.setting == "differentiable D and G"]
-    verdict = ("; ".join(parts) + f". With a differentiable D and G every estimator sees the "
-               f"gradient (cosine to backprop {ok['cosine'].min():.3f}–"
-               f"{ok['cosine'].max():.3f}). Backprop-based estimators need D differentiable "
-               "in x; a non-differentiable G stops every estimator here, since all of them "
-               "differentiate G's output with respect to its parameters.")
+        task = tasks.create("gaussian1d")
+        torch.manual_seed(seed)
+        G, D = task.make_generator((1,)), task.make_discriminator()
+        with torch.no_grad():  # a D that separates real from fake, so f has a slope to find
+            D.linear.weight.fill_(1.5)
+            D.linear.bias.fill_(-3.0)
+        h = settings["rounding_step"]
+        cases = {DIFFERENTIABLE: (G, D),
+                 "D quantizes its input": (G, Quantized(copy.deepcopy(D), h)),
+                 "G's output quantized": (Quantized(copy.deepcopy(G), h, before=False), D)}
+        rows = []
+        for setting, (g, d) in cases.items():
+            for key, hyper in SPECS:
+                if key == "reparam" and isinstance(g, Quantized):
+                    continue  # reparam needs G's own head; the rounded G has none
+                df = gradient_stats(task, [(key, hyper)], G=copy.deepcopy(g),
+                                    D=copy.deepcopy(d), replicates=settings["replicates"],
+                                    batch_size=64, seed=seed, timing=False, bootstrap=200)
+                t = df[df["layer"] == "total"].iloc[0]
+                rows.append({"setting": setting, "estimator": t["estimator"],
+                             "reference": t["reference"], "reference_norm": t["reference_norm"],
+                             "mean_grad_norm": t["bias"] if t["reference_norm"] == 0 else None,
+                             "bias": t["bias"], "bias_lo": t["bias_lo"], "bias_hi": t["bias_hi"],
+                             "variance": t["variance"], "cosine": t["cosine"]})
+        return pd.DataFrame(rows)
 
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    table["case"] = table["setting"].str.replace(" ", "\n", n=1)
-    for i, (_, sdf) in enumerate(table.groupby("setting", sort=False)):
-        for j, (_, r) in enumerate(sdf.iterrows()):
-            x = i + (j - 1.5) * 0.18
-            y = r["bias"] if r["reference_norm"] == 0 else r["reference_norm"]
-            ax.bar(x, max(y, 1e-9), width=0.16, color=f"C{j}",
-                   label=r["estimator"] if i == 1 else None)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(settings)), list(settings), fontsize=8)
-    ax.set_ylabel("‖E g‖ (floor 1e-9 = exactly 0)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    caption = ("Norm of each estimator's mean G gradient on gaussian1d at initialisation "
-               "(z fixed). With a quantized D or G the backprop gradient is 0; bars at the "
-               "1e-9 floor are estimators that return exactly zero.")
-    return Answer(NAME, QUESTION, verdict, numbers, table.drop(columns="case"), fig, caption,
-                  {"full": full, "seed": seed, "replicates": R, "rounding_step": STEP})
+    def analyse(self, table: pd.DataFrame, settings: dict[str, Any]) -> Verdict:
+        parts, numbers = [], {}
+        for setting, sdf in table.groupby("setting", sort=False):
+            if setting == DIFFERENTIABLE:
+                continue
+            for _, r in sdf.iterrows():
+                numbers[f"{setting} | {r['estimator']}"] = {
+                    "mean_grad_norm": [r["bias"], r["bias_lo"], r["bias_hi"]],
+                    "variance": r["variance"], "state": _state(r)}
+            blind = [r["estimator"] for _, r in sdf.iterrows()
+                     if _state(r).startswith("blind")]
+            seeing = [f"{r['estimator']} (‖E g‖ = {r['bias']:.3g}, 95% CI {r['bias_lo']:.3g}–"
+                      f"{r['bias_hi']:.3g})" for _, r in sdf.iterrows()
+                      if _state(r) == "sees a signal"]
+            parts.append(f"when {setting}: the backprop gradient is exactly 0; "
+                         + (f"{', '.join(blind)} return exactly zero gradients" if blind else
+                            "no estimator is exactly zero")
+                         + ("; only " + ", ".join(seeing) + " still see a training signal"
+                            if seeing else "; no estimator resolves a non-zero signal"))
+        ok = table[table.setting == DIFFERENTIABLE]
+        text = ("; ".join(parts) + f". With a differentiable D and G every estimator sees the "
+                f"gradient (cosine to backprop {ok['cosine'].min():.3f}–"
+                f"{ok['cosine'].max():.3f}). Backprop-based estimators need D differentiable "
+                "in x; a non-differentiable G stops every estimator here, since all of them "
+                "differentiate G's output with respect to its parameters.")
+        return Verdict(text, numbers)
+
+    def figure(self, table: pd.DataFrame, settings: dict[str, Any]):
+        fig, ax = new_figure(width=9, height=3.8)
+        settings_seen = list(dict.fromkeys(table["setting"]))
+        for i, (_, sdf) in enumerate(table.groupby("setting", sort=False)):
+            for j, (_, r) in enumerate(sdf.iterrows()):
+                x = i + (j - 1.5) * 0.18
+                y = r["bias"] if r["reference_norm"] == 0 else r["reference_norm"]
+                ax.bar(x, max(y, 1e-9), width=0.16, color=f"C{j}",
+                       label=r["estimator"] if i == 1 else None)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(settings_seen)), settings_seen, fontsize=8)
+        ax.set_ylabel("‖E g‖ (floor 1e-9 = exactly 0)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        return fig, ("Norm of each estimator's mean G gradient on gaussian1d at initialisation "
+                     "(z fixed). With a quantized D or G the backprop gradient is 0; bars at "
+                     "the 1e-9 floor are estimators that return exactly zero.")

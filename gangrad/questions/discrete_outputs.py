@@ -13,16 +13,16 @@ Analysis: mean and 95% t-intervals over seeds; Welch intervals against the best.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import torch
 from torch import nn
 
-from gangrad.questions._common import Answer, fmt_ci, mean_ci
+from gangrad.plotting import new_figure
+from gangrad.questions._base import AbstractQuestion, Verdict
+from gangrad.stats import fmt_ci, mean_ci
 
-NAME = "discrete-outputs"
-QUESTION = ("Can a differentiable generator match a discrete distribution? Softmax "
-            "pass-through vs REINFORCE vs Gumbel-softmax vs straight-through: quality, and "
-            "how easily D separates the fakes from the one-hot reals.")
 SPECS = [("pathwise", {}), ("score_function", {"baseline": "mean", "samples": 2}),
          ("gumbel_softmax", {"temperature": 0.5}), ("straight_through", {})]
 
@@ -49,71 +49,83 @@ def separability(task, fake: torch.Tensor, seed: int, steps: int = 300) -> float
     return float(((logits > 0).float() == truth).float().mean())
 
 
-def run(full: bool = False, seed: int = 0) -> Answer:
-    import matplotlib.pyplot as plt
+class DiscreteOutputs(AbstractQuestion):
+    name = "discrete-outputs"
+    question = ("Can a differentiable generator match a discrete distribution? Softmax "
+                "pass-through vs REINFORCE vs Gumbel-softmax vs straight-through: quality, "
+                "and how easily D separates the fakes from the one-hot reals.")
+    origin = ("Can a differentiable G produce a discrete distribution? "
+              "(Cross Validated 470753; Data Science SE 32082)")
+    quick = {"seeds": 3, "plan": [("categorical", 300), ("binary_digits", 300)]}
+    full = {"seeds": 5, "plan": [("categorical", 1000), ("binary_digits", 3000)]}
 
-    from gangrad import tasks
-    from gangrad.report.tables import primary_metric
-    from gangrad.train import train
+    def experiment(self, settings: dict[str, Any], seed: int) -> pd.DataFrame:
+        from gangrad import tasks
+        from gangrad.train import train_seeds
 
-    seeds = list(range(seed, seed + (5 if full else 3)))
-    plan = [("categorical", 1000 if full else 300), ("binary_digits", 3000 if full else 300)]
-    rows = []
-    for task_key, steps in plan:
-        task = tasks.create(task_key)
-        metric, higher = primary_metric(task_key)
-        for s in seeds:
-            for key, hyper in SPECS:
-                h = train(task, key, estimator_hyper=hyper, steps=steps, seed=s,
-                          eval_every=steps, eval_samples=2000, device="cpu")
-                fake = h.attrs["samples"]
-                if fake is None or fake.shape[0] < 200:  # keep enough for the separability test
-                    raise RuntimeError("training kept too few samples")
-                rows.append({"task": task_key, "estimator": key, "seed": s, "metric": metric,
-                             "higher_is_better": higher, "value": float(h[metric].iloc[-1]),
-                             "d_accuracy": separability(task, fake, s)})
-    table = pd.DataFrame(rows)
-    numbers, parts = {}, []
-    for task_key, tdf in table.groupby("task", sort=False):
-        metric, higher = tdf["metric"].iloc[0], bool(tdf["higher_is_better"].iloc[0])
-        q = {e: mean_ci(g["value"]) for e, g in tdf.groupby("estimator")}
-        acc = {e: mean_ci(g["d_accuracy"]) for e, g in tdf.groupby("estimator")}
-        numbers[task_key] = {"quality": {e: list(v) for e, v in q.items()},
-                             "d_accuracy": {e: list(v) for e, v in acc.items()}}
-        best = (max if higher else min)(q, key=lambda e: q[e][0])
-        ties = [e for e in q if e != best and q[e][1] <= q[best][2] and q[best][1] <= q[e][2]]
-        pw = acc["pathwise"]
-        others = [e for e in acc if e != "pathwise"]
-        max_other = max(others, key=lambda e: acc[e][0])
-        if pw[1] > acc[max_other][2]:
-            sep = (f"a fresh D separates the softmax pass-through's fakes from one-hot reals "
-                   f"with accuracy {fmt_ci(*pw)}, above every one-hot estimator (highest: "
-                   f"{max_other} {fmt_ci(*acc[max_other])})")
-        else:
-            sep = (f"D accuracy on the softmax pass-through's fakes {fmt_ci(*pw)} is not "
-                   f"separated from the one-hot estimators' (highest {max_other} "
-                   f"{fmt_ci(*acc[max_other])}): inconclusive")
-        parts.append(f"{task_key}: best {metric} {best} {fmt_ci(*q[best])}"
-                     + (f", tied with {', '.join(ties)}" if ties else "")
-                     + f"; softmax pass-through {fmt_ci(*q['pathwise'])}; {sep}")
-    verdict = "; ".join(parts) + "."
+        seeds = list(range(seed, seed + settings["seeds"]))
+        rows = []
+        for task_key, steps in settings["plan"]:
+            task = tasks.create(task_key)
+            metric, higher = tasks.headline_metric(task_key)
+            runs = {key: train_seeds(task, key, seeds, estimator_hyper=hyper, steps=steps,
+                                     eval_every=steps, eval_samples=2000, device="cpu")
+                    for key, hyper in SPECS}
+            for i, s in enumerate(seeds):
+                for key, _ in SPECS:
+                    h = runs[key][i]
+                    fake = h.attrs["samples"]
+                    if fake is None or fake.shape[0] < 200:  # enough for the separability test
+                        raise RuntimeError("training kept too few samples")
+                    rows.append({"task": task_key, "estimator": key, "seed": s,
+                                 "metric": metric, "higher_is_better": higher,
+                                 "value": float(h[metric].iloc[-1]),
+                                 "d_accuracy": separability(task, fake, s)})
+        return pd.DataFrame(rows)
 
-    fig, axes = plt.subplots(len(plan), 2, figsize=(10, 3.4 * len(plan)), squeeze=False)
-    for row, (task_key, tdf) in enumerate(table.groupby("task", sort=False)):
-        for col, (name, label) in enumerate(((("value"), tdf["metric"].iloc[0]),
-                                             ("d_accuracy", "fresh-D accuracy"))):
-            ax = axes[row][col]
-            order = [k for k, _ in SPECS]
-            for i, e in enumerate(order):
-                m, lo, hi = mean_ci(tdf[tdf.estimator == e][name])
-                ax.errorbar([i], [m], yerr=[[m - lo], [hi - m]], fmt="o", capsize=4)
-            ax.set_xticks(range(len(order)), order, rotation=15, fontsize=8)
-            ax.set_title(f"{task_key}: {label}", fontsize=9)
-            if name == "d_accuracy":
-                ax.axhline(0.5, color="grey", ls="--", lw=0.8)
-    fig.tight_layout()
-    caption = ("Left: final quality of the emitted samples; right: held-out accuracy of a "
-               "fresh discriminator trained to tell them from real one-hot data (0.5 = "
-               "indistinguishable). Mean and 95% interval over seeds.")
-    return Answer(NAME, QUESTION, verdict, numbers, table, fig, caption,
-                  {"full": full, "seeds": seeds, "plan": plan})
+    def analyse(self, table: pd.DataFrame, settings: dict[str, Any]) -> Verdict:
+        numbers, parts = {}, []
+        for task_key, tdf in table.groupby("task", sort=False):
+            metric, higher = tdf["metric"].iloc[0], bool(tdf["higher_is_better"].iloc[0])
+            q = {e: mean_ci(g["value"]) for e, g in tdf.groupby("estimator")}
+            acc = {e: mean_ci(g["d_accuracy"]) for e, g in tdf.groupby("estimator")}
+            numbers[task_key] = {"quality": {e: list(v) for e, v in q.items()},
+                                 "d_accuracy": {e: list(v) for e, v in acc.items()}}
+            best = (max if higher else min)(q, key=lambda e: q[e][0])
+            ties = [e for e in q if e != best and q[e][1] <= q[best][2]
+                    and q[best][1] <= q[e][2]]
+            pw = acc["pathwise"]
+            others = [e for e in acc if e != "pathwise"]
+            max_other = max(others, key=lambda e: acc[e][0])
+            if pw[1] > acc[max_other][2]:
+                sep = (f"a fresh D separates the softmax pass-through's fakes from one-hot "
+                       f"reals with accuracy {fmt_ci(*pw)}, above every one-hot estimator "
+                       f"(highest: {max_other} {fmt_ci(*acc[max_other])})")
+            else:
+                sep = (f"D accuracy on the softmax pass-through's fakes {fmt_ci(*pw)} is not "
+                       f"separated from the one-hot estimators' (highest {max_other} "
+                       f"{fmt_ci(*acc[max_other])}): inconclusive")
+            parts.append(f"{task_key}: best {metric} {best} {fmt_ci(*q[best])}"
+                         + (f", tied with {', '.join(ties)}" if ties else "")
+                         + f"; softmax pass-through {fmt_ci(*q['pathwise'])}; {sep}")
+        return Verdict("; ".join(parts) + ".", numbers)
+
+    def figure(self, table: pd.DataFrame, settings: dict[str, Any]):
+        plan = settings["plan"]
+        fig, axes = new_figure(len(plan), 2, width=10, height=3.4 * len(plan), squeeze=False)
+        order = [k for k, _ in SPECS]
+        for row, (task_key, tdf) in enumerate(table.groupby("task", sort=False)):
+            for col, (name, label) in enumerate((("value", tdf["metric"].iloc[0]),
+                                                 ("d_accuracy", "fresh-D accuracy"))):
+                ax = axes[row][col]
+                for i, e in enumerate(order):
+                    m, lo, hi = mean_ci(tdf[tdf.estimator == e][name])
+                    ax.errorbar([i], [m], yerr=[[m - lo], [hi - m]], fmt="o", capsize=4)
+                ax.set_xticks(range(len(order)), order, rotation=15, fontsize=8)
+                ax.set_title(f"{task_key}: {label}", fontsize=9)
+                if name == "d_accuracy":
+                    ax.axhline(0.5, color="grey", ls="--", lw=0.8)
+        fig.tight_layout()
+        return fig, ("Left: final quality of the emitted samples; right: held-out accuracy of "
+                     "a fresh discriminator trained to tell them from real one-hot data (0.5 = "
+                     "indistinguishable). Mean and 95% interval over seeds.")

@@ -15,16 +15,16 @@ otherwise, with the numbers.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-from gangrad.questions._common import Answer, mean_ci
+from gangrad.plotting import new_figure
+from gangrad.questions._base import AbstractQuestion, Verdict
+from gangrad.stats import mean_ci
 
-NAME = "separate-batches"
-QUESTION = ("Is a D update on a real batch then a fake batch the same as one update on a "
-            "mixed batch — without batch norm, and with it?")
 ROUND_OFF = 1e-4
 
 
@@ -96,51 +96,58 @@ def _one(batch_norm: bool, seed: int, batch: int = 128) -> dict[str, float]:
             "param_rel_diff_sequential": _rel(p_seq - p0, p_mix - p0)}
 
 
-def run(full: bool = False, seed: int = 0) -> Answer:
-    import matplotlib.pyplot as plt
+class SeparateBatches(AbstractQuestion):
+    name = "separate-batches"
+    question = ("Is a D update on a real batch then a fake batch the same as one update on a "
+                "mixed batch — without batch norm, and with it?")
+    origin = ("Is a D update on a real batch then a fake batch the same as one mixed batch? "
+              "(a common question on GAN training loops)")
+    quick = {"seeds": 5}
+    full = {"seeds": 20}
 
-    seeds = list(range(seed, seed + (20 if full else 5)))
-    rows = [{"batch_norm": bn, "seed": s, **_one(bn, s)} for bn in (False, True) for s in seeds]
-    table = pd.DataFrame(rows)
-    numbers, parts = {}, []
-    for bn, bdf in table.groupby("batch_norm"):
-        name = "with batch norm" if bn else "without batch norm"
-        g = mean_ci(bdf["grad_rel_diff"])
-        sq = mean_ci(bdf["param_rel_diff_sequential"])
-        numbers[name] = {"grad_rel_diff": list(g), "sequential_update_rel_diff": list(sq),
-                         "max_grad_rel_diff": float(bdf["grad_rel_diff"].max())}
-        same = bdf["grad_rel_diff"].max() < ROUND_OFF
-        parts.append(
-            f"{name}: the gradient from separate real and fake passes "
-            + (f"equals the mixed-batch gradient up to round-off (largest relative "
-               f"difference {bdf['grad_rel_diff'].max():.1e} over {len(bdf)} seeds)" if same
-               else f"differs from the mixed-batch gradient by {g[0]:.3g} relative "
-                    f"(95% CI {g[1]:.3g}–{g[2]:.3g}), because each pass normalizes with its "
-                    "own batch statistics")
-            + f"; two successive optimizer steps (real, then fake) move D differently from one "
-              f"mixed step by {sq[0]:.3g} relative (95% CI {sq[1]:.3g}–{sq[2]:.3g})")
-    verdict = "; ".join(parts) + "."
+    def experiment(self, settings: dict[str, Any], seed: int) -> pd.DataFrame:
+        seeds = list(range(seed, seed + settings["seeds"]))
+        return pd.DataFrame([{"batch_norm": bn, "seed": s, **_one(bn, s)}
+                             for bn in (False, True) for s in seeds])
 
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    cols = ["grad_rel_diff", "param_rel_diff_separate", "param_rel_diff_sequential"]
-    labels = ["gradient:\nseparate vs mixed", "update:\nseparate vs mixed",
-              "update: two steps\nvs one mixed step"]
-    for j, (bn, bdf) in enumerate(table.groupby("batch_norm")):
-        for i, c in enumerate(cols):
-            m, lo, hi = mean_ci(bdf[c])
-            ax.errorbar([i + (j - 0.5) * 0.2], [max(m, 1e-12)],
-                        yerr=[[max(m, 1e-12) - max(lo, 1e-12)], [max(hi, 1e-12) - max(m, 1e-12)]],
-                        fmt="o", capsize=3, color=f"C{j}",
-                        label=("with batch norm" if bn else "without batch norm") if i == 0
-                        else None)
-    ax.axhline(ROUND_OFF, color="grey", ls="--", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xticks(range(3), labels, fontsize=8)
-    ax.set_ylabel("relative difference")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    caption = ("Relative difference between ways of making one D update from a real and a "
-               "fake batch, ring8's D at initialisation, mean and 95% interval over seeds; "
-               f"the dashed line is the round-off threshold {ROUND_OFF:g}.")
-    return Answer(NAME, QUESTION, verdict, numbers, table, fig, caption,
-                  {"full": full, "seeds": seeds})
+    def analyse(self, table: pd.DataFrame, settings: dict[str, Any]) -> Verdict:
+        numbers, parts = {}, []
+        for bn, bdf in table.groupby("batch_norm"):
+            name = "with batch norm" if bn else "without batch norm"
+            g = mean_ci(bdf["grad_rel_diff"])
+            sq = mean_ci(bdf["param_rel_diff_sequential"])
+            numbers[name] = {"grad_rel_diff": list(g), "sequential_update_rel_diff": list(sq),
+                             "max_grad_rel_diff": float(bdf["grad_rel_diff"].max())}
+            same = bdf["grad_rel_diff"].max() < ROUND_OFF
+            parts.append(
+                f"{name}: the gradient from separate real and fake passes "
+                + (f"equals the mixed-batch gradient up to round-off (largest relative "
+                   f"difference {bdf['grad_rel_diff'].max():.1e} over {len(bdf)} seeds)" if same
+                   else f"differs from the mixed-batch gradient by {g[0]:.3g} relative "
+                        f"(95% CI {g[1]:.3g}–{g[2]:.3g}), because each pass normalizes with "
+                        "its own batch statistics")
+                + f"; two successive optimizer steps (real, then fake) move D differently from "
+                  f"one mixed step by {sq[0]:.3g} relative (95% CI {sq[1]:.3g}–{sq[2]:.3g})")
+        return Verdict("; ".join(parts) + ".", numbers)
+
+    def figure(self, table: pd.DataFrame, settings: dict[str, Any]):
+        fig, ax = new_figure(width=8, height=3.6)
+        cols = ["grad_rel_diff", "param_rel_diff_separate", "param_rel_diff_sequential"]
+        labels = ["gradient:\nseparate vs mixed", "update:\nseparate vs mixed",
+                  "update: two steps\nvs one mixed step"]
+        for j, (bn, bdf) in enumerate(table.groupby("batch_norm")):
+            for i, c in enumerate(cols):
+                m, lo, hi = (max(v, 1e-12) for v in mean_ci(bdf[c]))
+                ax.errorbar([i + (j - 0.5) * 0.2], [m], yerr=[[m - lo], [hi - m]], fmt="o",
+                            capsize=3, color=f"C{j}",
+                            label=("with batch norm" if bn else "without batch norm")
+                            if i == 0 else None)
+        ax.axhline(ROUND_OFF, color="grey", ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(3), labels, fontsize=8)
+        ax.set_ylabel("relative difference")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig, ("Relative difference between ways of making one D update from a real and "
+                     "a fake batch, ring8's D at initialisation, mean and 95% interval over "
+                     f"seeds; the dashed line is the round-off threshold {ROUND_OFF:g}.")

@@ -1,67 +1,59 @@
-"""The report's figures; each returns ``(figure, caption)`` or ``None`` when the run has
-no data for it. Captions say what to look at."""
+"""The report's figures; each takes the run's :class:`RunData` and returns ``(figure,
+caption)``, or ``None`` when the run has no data for it. Captions say what to look at.
+Drawn on the package's plotting convention (:mod:`gangrad.plotting`); statistic names and
+axis titles come from :data:`gangrad.measure.STATISTICS`, estimator hyper-parameters
+(σ, …) from the tidy metrics' columns."""
 
 from __future__ import annotations
 
-import io
-import re
+import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from gangrad import tasks
-from gangrad.report.tables import mean_ci, primary_metric
+from gangrad.measure import statistic
+from gangrad.plotting import grid, new_figure, palette
+from gangrad.stats import mean_ci
 
-__all__ = ["FIGURES", "png_bytes"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-Figure = tuple[plt.Figure, str] | None
-DPI = 80
+    Drawn = tuple[Figure, str] | None
 
-
-def png_bytes(fig: plt.Figure, dpi: int = DPI) -> bytes:
-    """The figure as a compact PNG: an adaptive 128-colour palette keeps reports small."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    out = io.BytesIO()
-    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, format="png",
-                                                                     optimize=True)
-    return out.getvalue()
+__all__ = ["FIGURES", "RunData"]
 
 
-def _palette(labels) -> dict[str, tuple]:
-    labels = sorted(set(labels))
-    return dict(zip(labels, sns.color_palette("tab10", max(len(labels), 1)), strict=False))
+@dataclass
+class RunData:
+    """What a report reads from the store: tidy metrics (with hyper-parameter columns),
+    the cells (with their configs) and the stored samples by cell id."""
+
+    metrics: pd.DataFrame
+    cells: pd.DataFrame
+    samples: dict[str, dict[str, Any]]
 
 
-def _grid(n: int, width: float = 4.2, height: float = 3.2, cols: int = 4):
-    cols = min(cols, n)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:n])
+def _total_grad(run: RunData, names: list[str]) -> pd.DataFrame:
+    """The gradient statistics ``names`` of the ``total`` layer."""
+    m = run.metrics
+    return m[(m["kind"] == "grad") & (m["layer"] == "total") & m["name"].isin(names)]
 
 
-def training_curves(metrics: pd.DataFrame, samples, run: str) -> Figure:
+def training_curves(run: RunData) -> Drawn:
+    metrics = run.metrics
     train = metrics[metrics["kind"] == "train"]
     if train.empty:
         return None
     task_keys = sorted(train["task"].unique())
-    fig, axes = _grid(2 * len(task_keys), cols=4)
-    colors = _palette(train["label"])
+    fig, axes = grid(2 * len(task_keys), cols=4)
+    colors = palette(train["label"])
     for i, task_key in enumerate(task_keys):
-        name, higher = primary_metric(task_key)
+        name, higher = tasks.headline_metric(task_key)
         tdf = train[train["task"] == task_key]
         wide = tdf[tdf["name"].isin([name, "elapsed_s"])].pivot_table(
             index=["label", "seed", "step"], columns="name", values="value").reset_index()
@@ -88,16 +80,15 @@ def training_curves(metrics: pd.DataFrame, samples, run: str) -> Figure:
                  "for which estimator reaches the best value, and how fast in real time.")
 
 
-def bias_variance(metrics: pd.DataFrame, samples, run: str) -> Figure:
-    g = metrics[(metrics["kind"] == "grad") & (metrics["layer"] == "total")
-                & metrics["name"].isin(["bias", "variance"])]
+def bias_variance(run: RunData) -> Drawn:
+    g = _total_grad(run, ["bias", "variance"])
     if g.empty:
         return None
     wide = g.pivot_table(index=["task", "label", "step"], columns="name",
                          values="value", aggfunc="mean").reset_index()
     task_keys = sorted(wide["task"].unique())
-    fig, axes = _grid(len(task_keys))
-    colors = _palette(wide["label"])
+    fig, axes = grid(len(task_keys))
+    colors = palette(wide["label"])
     floor = 1e-12
     for ax, task_key in zip(axes, task_keys, strict=True):
         tdf = wide[wide["task"] == task_key]
@@ -108,8 +99,8 @@ def bias_variance(metrics: pd.DataFrame, samples, run: str) -> Figure:
                        marker=marker, s=40, label=label if step == last else None)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("variance (trace)")
-        ax.set_ylabel("bias ‖E g − g*‖")
+        ax.set_xlabel(statistic("variance").title)
+        ax.set_ylabel(statistic("bias").title)
         ax.set_title(f"{task_key} (o step {first}, ■ step {last})", fontsize=9)
         ax.legend(fontsize=6)
     fig.tight_layout()
@@ -119,14 +110,13 @@ def bias_variance(metrics: pd.DataFrame, samples, run: str) -> Figure:
                  "deterministic ones at the left.")
 
 
-def snr_cosine(metrics: pd.DataFrame, samples, run: str) -> Figure:
-    g = metrics[(metrics["kind"] == "grad") & (metrics["layer"] == "total")
-                & metrics["name"].isin(["snr", "cosine"])]
+def snr_cosine(run: RunData) -> Drawn:
+    g = _total_grad(run, ["snr", "cosine"])
     if g.empty or g["step"].nunique() < 2:
         return None
     task_keys = sorted(g["task"].unique())
-    fig, axes = _grid(2 * len(task_keys), cols=4)
-    colors = _palette(g["label"])
+    fig, axes = grid(2 * len(task_keys), cols=4)
+    colors = palette(g["label"])
     for i, task_key in enumerate(task_keys):
         for j, name in enumerate(("snr", "cosine")):
             ax = axes[2 * i + j]
@@ -136,8 +126,8 @@ def snr_cosine(metrics: pd.DataFrame, samples, run: str) -> Figure:
                 agg = ldf.groupby("step")["value"].mean()
                 ax.plot(agg.index, agg.values, marker="o", color=colors[label], label=label)
             ax.set_xlabel("training step")
-            ax.set_ylabel("SNR ‖E g‖/√tr Σ" if name == "snr" else "cosine to reference")
-            if name == "snr":
+            ax.set_ylabel(statistic(name).title)
+            if statistic(name).log:
                 ax.set_yscale("log")
             ax.set_title(task_key, fontsize=10)
             if j == 1:
@@ -148,27 +138,19 @@ def snr_cosine(metrics: pd.DataFrame, samples, run: str) -> Figure:
                  "estimators have infinite SNR and are left out of that panel.")
 
 
-def _sigma(label: str) -> float | None:
-    m = re.search(r"sigma=([0-9.eE+-]+)", label)
-    return float(m.group(1)) if m else None
-
-
-def sigma_sweep(metrics: pd.DataFrame, samples, run: str) -> Figure:
-    g = metrics[(metrics["kind"] == "grad") & (metrics["layer"] == "total")
-                & metrics["estimator"].isin(["smoothing", "score_function"])
-                & metrics["name"].isin(["bias", "variance"])]
+def sigma_sweep(run: RunData) -> Drawn:
+    if "sigma" not in run.metrics:
+        return None
+    g = _total_grad(run, ["bias", "variance"])
+    g = g[g["estimator"].isin(["smoothing", "score_function"])]
     if g.empty:
         return None
-    g = g[g["step"] == 0].copy()
-    g["sigma"] = g["label"].map(_sigma)
-    default = {"smoothing": 0.1, "score_function": 0.1}
-    g["sigma"] = g.apply(lambda r: default[r["estimator"]] if pd.isna(r["sigma"])
-                         else r["sigma"], axis=1)
+    g = g[g["step"] == 0]
     counts = g[g["estimator"] == "smoothing"].groupby("task")["sigma"].nunique()
     task_keys = sorted(counts[counts >= 2].index)
     if not task_keys:
         return None
-    fig, axes = _grid(2 * len(task_keys), cols=2, width=4.6)
+    fig, axes = grid(2 * len(task_keys), cols=2, width=4.6)
     for i, task_key in enumerate(task_keys):
         for j, name in enumerate(("bias", "variance")):
             ax = axes[2 * i + j]
@@ -194,22 +176,24 @@ def sigma_sweep(metrics: pd.DataFrame, samples, run: str) -> Figure:
                  "score function's variance grows.")
 
 
-def cost(metrics: pd.DataFrame, samples, run: str) -> Figure:
-    g = metrics[(metrics["kind"] == "grad") & (metrics["layer"] == "total")
-                & metrics["name"].isin(["time_ms", "var_x_time"])]
+def cost(run: RunData) -> Drawn:
+    import seaborn as sns
+
+    metrics = run.metrics
+    g = _total_grad(run, ["time_ms", "var_x_time"])
     if g.empty:
         return None
     g = g[g["step"] == g.groupby("task")["step"].transform("max")]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * g["label"].nunique()
-                                             * g["task"].nunique() / 2 + 2.5))
-    for ax, name, title in ((axes[0], "time_ms", "time per estimate (ms, median)"),
-                            (axes[1], "var_x_time", "variance × time (lower is better)")):
+    fig, axes = new_figure(1, 2, width=13, height=0.35 * g["label"].nunique()
+                           * g["task"].nunique() / 2 + 2.5)
+    for ax, name in zip(axes, ("time_ms", "var_x_time"), strict=True):
+        title = statistic(name).title
         sdf = g[g["name"] == name].copy()
         sdf["cell"] = sdf["task"] + " · " + sdf["label"]
         order = sdf.groupby("cell")["value"].median().sort_index().index
         sns.barplot(data=sdf, y="cell", x="value", order=order, ax=ax, errorbar=None,
                     color="C0" if name == "time_ms" else "C2")
-        if name == "var_x_time":
+        if statistic(name).log:
             ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("")
@@ -222,26 +206,31 @@ def cost(metrics: pd.DataFrame, samples, run: str) -> Figure:
                  "estimators score 0.")
 
 
-def sample_grid(metrics: pd.DataFrame, samples, run: str) -> Figure:
+def sample_grid(run: RunData) -> Drawn:
+    import matplotlib.image
+
+    samples = run.samples
     if not samples:
         return None
     from gangrad.runner.cell import decode_samples
 
-    cells = metrics.drop_duplicates("cell_id")[["cell_id", "task", "label", "seed"]]
+    configs = dict(zip(run.cells["cell_id"], run.cells["config"], strict=True))
+    cells = run.metrics.drop_duplicates("cell_id")[["cell_id", "task", "label", "seed"]]
     cells = cells[cells["cell_id"].isin(samples)]
     cells = cells[cells["seed"] == cells.groupby("task")["seed"].transform("min")]
     if cells.empty:
         return None
     cells = cells.sort_values(["task", "label"])
     n = len(cells)
-    fig, axes = _grid(n, width=3.0, height=3.0, cols=5)
+    fig, axes = grid(n, width=3.0, height=3.0, cols=5)
     with tempfile.TemporaryDirectory() as tmp:
         for ax, (_, c) in zip(axes, cells.iterrows(), strict=True):
-            task = tasks.create(c["task"])
+            # the cell's own task, with the parameters it was trained with
+            task = tasks.create(c["task"], **json.loads(configs[c["cell_id"]])["task_params"])
             classes = getattr(task.space, "classes", None)
             x = decode_samples(samples[c["cell_id"]], classes)
             path = task.render(x, Path(tmp) / f"{c['cell_id']}.png")
-            ax.imshow(plt.imread(path))
+            ax.imshow(matplotlib.image.imread(path))
             ax.set_title(f"{c['task']}\n{c['label']}", fontsize=7)
             ax.axis("off")
     fig.tight_layout()

@@ -7,31 +7,12 @@ import math
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from gangrad import tasks
+from gangrad.measure import STATISTICS
+from gangrad.stats import mean_ci
 
-__all__ = ["grad_table", "mean_ci", "primary_metric", "summary_table"]
-
-
-def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval across seeds (``nan`` half-width for one seed)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan
-    m = float(v.mean())
-    if len(v) < 2:
-        return m, math.nan, math.nan
-    half = float(scipy.stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / len(v) ** 0.5)
-    return m, m - half, m + half
-
-
-def primary_metric(task_key: str) -> tuple[str, bool]:
-    """The task's headline metric and whether higher is better."""
-    cls = tasks.REGISTRY.get(task_key)
-    name, higher = next(iter(cls.metrics.items()))
-    return name, higher
+__all__ = ["grad_table", "summary_table"]
 
 
 def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -43,7 +24,7 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
     train = metrics[metrics["kind"] == "train"]
     rows = []
     for task_key, tdf in train.groupby("task", sort=True):
-        name, higher = primary_metric(task_key)
+        name, higher = tasks.headline_metric(task_key)
         final = tdf[tdf["name"] == name]
         last = final.loc[final.groupby("cell_id")["step"].idxmax()]
         grad = metrics[(metrics["kind"] == "grad") & (metrics["task"] == task_key)
@@ -93,8 +74,7 @@ def grad_table(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (task_key, label, step), sdf in wide.groupby(["task", "label", "step"]):
         row = {"task": task_key, "estimator": label, "step": step, "seeds": len(sdf)}
-        for col in ("bias", "variance", "mse", "snr", "cosine", "sign_agreement", "time_ms",
-                    "peak_mem_mb", "f_evals", "var_x_time"):
+        for col in (s.name for s in STATISTICS if s.summary):
             if col in sdf:
                 m, lo, hi = mean_ci(sdf[col])
                 row[col], row[col + "_lo"], row[col + "_hi"] = m, lo, hi

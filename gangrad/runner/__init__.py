@@ -18,14 +18,10 @@ batched model (:func:`gangrad.train.train_seeds`), with the numbers each cell ge
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +29,22 @@ import pandas as pd
 import torch
 
 import gangrad
-from gangrad.runner.cell import TIMING_METRICS, run_cells
+from gangrad import estimators
+from gangrad._provenance import git_commit
+from gangrad.runner.backends import Group, groups_of, local, ray
+from gangrad.runner.cell import TIMING_METRICS
 from gangrad.runner.store import Store
-from gangrad.runner.suite import BUILTIN_SUITES, Cell, Suite, SuiteError, load_suite
+from gangrad.runner.suite import (
+    BUILTIN_SUITES,
+    Cell,
+    Suite,
+    SuiteError,
+    load_suite,
+    parse_suite,
+)
 
 __all__ = ["BUILTIN_SUITES", "TIMING_METRICS", "Cell", "Progress", "Store", "Suite",
-           "SuiteError", "Summary", "load", "load_suite", "run_suite"]
+           "SuiteError", "Summary", "load", "load_suite", "parse_suite", "run_suite", "tidy"]
 
 
 @dataclass
@@ -72,12 +78,10 @@ class Progress:
 
     def __init__(self, total: int, stream=sys.stderr, enabled: bool = True) -> None:
         self.total, self.stream, self.enabled = total, stream, enabled
-        self.done = self.failed = self.running = 0
         self.start = time.perf_counter()
         self.tty = hasattr(stream, "isatty") and stream.isatty()
 
     def update(self, done: int, running: int, failed: int, last: str = "") -> None:
-        self.done, self.running, self.failed = done, running, failed
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
@@ -100,97 +104,6 @@ class Progress:
             self.stream.flush()
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(gangrad.__file__).parent, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-Group = list[Cell]
-
-
-def _groups(cells: list[Cell], batch_seeds: bool) -> list[Group]:
-    """The jobs: cells differing only in their seed together (in first-seen order)."""
-    if not batch_seeds:
-        return [[c] for c in cells]
-    groups: dict[str, Group] = {}
-    for cell in cells:
-        key = json.dumps({k: v for k, v in cell.config().items() if k != "seed"},
-                         sort_keys=True)
-        groups.setdefault(key, []).append(cell)
-    return list(groups.values())
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: exit when the driver is gone (e.g. killed with SIGKILL), rather
-    than compute cells nobody will store."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _local(groups: list[Group], workers: int, device: str | None
-           ) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
-    """Yields ``(group, results, running cells)`` as jobs finish (``results`` None: just
-    started)."""
-    if workers <= 1:
-        for group in groups:
-            yield group, None, len(group)
-            yield group, run_cells([c.config() for c in group], device), 0
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
-    pending: dict[Future, Group] = {}
-    queue = list(groups)
-    try:
-        while queue or pending:
-            while queue and len(pending) < workers:
-                group = queue.pop(0)
-                pending[pool.submit(run_cells, [c.config() for c in group], device,
-                                    threads)] = group
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                group = pending.pop(fut)
-                yield group, fut.result(), sum(len(g) for g in pending.values())
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _ray(groups: list[Group], address: str | None, device: str | None,
-         workers: int) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("the ray backend needs Ray: pip install 'gangrad[ray]'") from None
-    if not ray.is_initialized():
-        if address in (None, "local"):
-            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(run_cells)
-    refs = {remote.remote([c.config() for c in g], device, 1): g for g in groups}
-    try:
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            for ref in ready:
-                group = refs.pop(ref)
-                yield group, ray.get(ref), sum(len(g) for g in refs.values())
-    finally:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-
-
 def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
               run: str | None = None, workers: int = 1, backend: str = "local",
               address: str | None = None, fresh: bool = False, device: str | None = None,
@@ -209,7 +122,7 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
     with Store(store) as db:
         meta = {"gangrad": gangrad.__version__, "torch": torch.__version__,
                 "device": device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                "git_commit": _git_commit()}
+                "git_commit": git_commit()}
         db.start_run(run, suite.name, suite.text, len(suite.cells), meta, fresh=fresh)
         finished = db.finished(run)
         todo = [c for c in suite.cells if c.cell_id not in finished]
@@ -218,9 +131,9 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
         bar = Progress(len(suite.cells), enabled=progress)
         done = summary.skipped
         bar.update(done, 0, 0)
-        groups = _groups(todo, batch_seeds)
-        source = (_local(groups, workers, device) if backend == "local"
-                  else _ray(groups, address, device, workers))
+        groups = groups_of(todo, batch_seeds)
+        source = (local(groups, workers, device) if backend == "local"
+                  else ray(groups, address, device, workers))
         try:
             for group, results, running in source:
                 if results is None:
@@ -252,8 +165,33 @@ def _group_label(group: Group) -> str:
     return f"{head}/seeds {','.join(str(c.seed) for c in group)}"
 
 
+def tidy(metrics: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The store's metrics with each cell's estimator hyper-parameters as columns (every
+    one, defaults included: ``sigma``, ``baseline``, …; prefixed ``hyper_`` where a name is
+    already a column), after ``label``. NaN where an estimator has no such parameter."""
+    rows = []
+    for cell_id, config in zip(cells["cell_id"], cells["config"], strict=True):
+        spec = json.loads(config)
+        try:
+            hyper = estimators.create(spec["estimator"],
+                                      **spec["estimator_params"]).hyperparameters()
+        except Exception:  # a plug-in no longer installed: what the suite gave
+            hyper = dict(spec["estimator_params"])
+        rows.append({"cell_id": cell_id, **hyper})
+    if not rows or (len(rows[0]) == 1 and all(len(r) == 1 for r in rows)):
+        return metrics
+    hyper = pd.DataFrame(rows)
+    hyper.columns = ["cell_id"] + [f"hyper_{c}" if c in metrics.columns else c
+                                   for c in hyper.columns[1:]]
+    out = metrics.merge(hyper, on="cell_id", how="left")
+    at = list(metrics.columns).index("label") + 1
+    order = [*metrics.columns[:at], *hyper.columns[1:], *metrics.columns[at:]]
+    return out[order]
+
+
 def load(run: str, store: str | Path | None = None) -> pd.DataFrame:
-    """The run's metrics as a tidy DataFrame (one row per cell × kind × step × layer × name)."""
+    """The run's tidy metrics: one row per cell × kind × step × layer × name, with the
+    cell's identity and its estimator's hyper-parameters as columns."""
     with Store(store) as db:
         db.run_info(run)
-        return db.metrics(run)
+        return tidy(db.metrics(run), db.cells(run))

@@ -50,19 +50,18 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from gangrad import estimators, tasks
+from gangrad.measure import GradStatsConfig
+from gangrad.measure.config import SUITE_KEYS
 from gangrad.train import TrainConfig
 
-__all__ = ["BUILTIN_SUITES", "Cell", "Suite", "SuiteError", "load_suite"]
+__all__ = ["BUILTIN_SUITES", "Cell", "Suite", "SuiteError", "load_suite", "parse_suite"]
 
 BUILTIN_SUITES = ("quick", "full")
 TOP_KEYS = {"name", "description", "seeds", "train", "grad_stats", "tasks"}
 TASK_KEYS = {"key", "params", "train", "estimators", "grad_stats"}
 TRAIN_KEYS = set(TrainConfig.__dataclass_fields__) - {"seed", "schedules", "device"}
-GRAD_KEYS = {"at_steps", "replicates", "batch_size", "bootstrap", "timing", "timing_repeats",
-             "reference_replicates", "fresh_z", "loss"}
-GRAD_DEFAULTS = {"at_steps": [0, "end"], "replicates": 200, "batch_size": 64,
-                 "bootstrap": 100, "timing": True, "timing_repeats": 10,
-                 "reference_replicates": 1000, "fresh_z": False}
+GRAD_KEYS = {"at_steps", *SUITE_KEYS}
+DEFAULT_AT_STEPS = [0, "end"]
 
 
 class SuiteError(ValueError):
@@ -76,6 +75,8 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
+    """One training run of a suite; :meth:`config` is its whole spec (and identity)."""
+
     task: str
     task_params: dict[str, Any]
     estimator: str
@@ -95,17 +96,19 @@ class Cell:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
+    def estimator_label(self) -> str:
+        """The estimator's label (:attr:`gangrad.estimators.AbstractEstimator.label`)."""
+        return estimators.create(self.estimator, **self.estimator_params).label
+
+    @property
     def label(self) -> str:
-        hyper = ", ".join(f"{k}={v}" for k, v in self.estimator_params.items())
-        return f"{self.task}/{self.estimator}" + (f"({hyper})" if hyper else "") + \
-            f"/seed{self.seed}"
+        return f"{self.task}/{self.estimator_label}/seed{self.seed}"
 
 
 @dataclass
 class Suite:
     name: str
     description: str
-    source: str
     text: str
     cells: list[Cell] = field(default_factory=list)
 
@@ -141,133 +144,173 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise SuiteError(name, [f"no such file, and not a built-in suite "
                                     f"({', '.join(BUILTIN_SUITES)})"])
         text, source, stem = path.read_text(), str(path), path.stem
+    return parse_suite(text, stem, source)
+
+
+def parse_suite(text: str, stem: str, source: str | None = None) -> Suite:
+    """A suite from its TOML ``text`` (``stem``: its name if the text sets none); validated."""
+    source = source or f"<suite {stem}>"
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(source, [f"not valid TOML: {exc}"]) from None
-    return _validate(data, text, source, stem)
+    return _Validator(data, text, source).suite(stem)
 
 
-def _validate(data: dict[str, Any], text: str, source: str, stem: str) -> Suite:
-    problems: list[str] = []
+class _Validator:
+    """Checks a parsed suite and collects every problem, each with the line it is on."""
 
-    def bad(msg: str, needle: str | None = None, after: int = 0) -> None:
-        where = _where(source, text, needle, after) if needle else source
-        problems.append(f"{where}: {msg}")
+    def __init__(self, data: dict[str, Any], text: str, source: str) -> None:
+        self.data, self.text, self.source = data, text, source
+        self.problems: list[str] = []
 
-    for key in sorted(set(data) - TOP_KEYS):
-        bad(f"unknown key {key!r} (allowed: {', '.join(sorted(TOP_KEYS))})", key)
-    seeds = data.get("seeds", [0])
-    if not (isinstance(seeds, list) and seeds and all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        bad(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}", "seeds")
-        seeds = []
-    elif len(set(seeds)) != len(seeds):
-        bad(f"seeds repeat: {seeds}", "seeds")
-        seeds = sorted(set(seeds))
+    def bad(self, msg: str, needle: str | None = None, after: int = 0) -> None:
+        where = _where(self.source, self.text, needle, after) if needle else self.source
+        problem = f"{where}: {msg}"
+        if problem not in self.problems:  # a shared setting is checked once per task
+            self.problems.append(problem)
 
-    def check_section(section: Any, where: str, allowed: set[str], kind: str,
-                      after: int = 0) -> dict[str, Any]:
+    def section(self, section: Any, where: str, allowed: set[str], kind: str,
+                after: int = 0) -> dict[str, Any]:
         if not isinstance(section, dict):
-            bad(f"{where} must be a table", where, after)
+            self.bad(f"{where} must be a table", where, after)
             return {}
         for key in sorted(set(section) - allowed):
-            bad(f"unknown {kind} setting {key!r} in {where} (allowed: "
-                f"{', '.join(sorted(allowed))})", key, after)
+            self.bad(f"unknown {kind} setting {key!r} in {where} (allowed: "
+                     f"{', '.join(sorted(allowed))})", key, after)
         return {k: v for k, v in section.items() if k in allowed}
 
-    def check_train(section: Any, where: str, after: int = 0) -> dict[str, Any]:
-        return check_section(section, where, TRAIN_KEYS, "training", after)
+    def seeds(self) -> list[int]:
+        seeds = self.data.get("seeds", [0])
+        if not (isinstance(seeds, list) and seeds and all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+            self.bad(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}",
+                     "seeds")
+            return []
+        if len(set(seeds)) != len(seeds):
+            self.bad(f"seeds repeat: {seeds}", "seeds")
+            return sorted(set(seeds))
+        return seeds
 
-    def check_grad(section: Any, where: str, after: int = 0) -> dict[str, Any]:
-        return check_section(section, where, GRAD_KEYS, "gradient-statistics", after)
+    def suite(self, stem: str) -> Suite:
+        data = self.data
+        for key in sorted(set(data) - TOP_KEYS):
+            self.bad(f"unknown key {key!r} (allowed: {', '.join(sorted(TOP_KEYS))})", key)
+        seeds = self.seeds()
+        train_all = self.section(data.get("train", {}), "[train]", TRAIN_KEYS, "training")
+        grad_all = self.section(data.get("grad_stats", {}), "[grad_stats]", GRAD_KEYS,
+                                "gradient-statistics")
+        task_list = data.get("tasks", [])
+        if not isinstance(task_list, list) or not task_list:
+            self.bad("a suite needs at least one [[tasks]] entry", "tasks")
+            task_list = []
+        cells: list[Cell] = []
+        cursor = 0
+        for entry in task_list:
+            if not isinstance(entry, dict):
+                self.bad(f"[[tasks]] entries must be tables, got {entry!r}")
+                continue
+            key = entry.get("key")
+            after = (_line(self.text, f'"{key}"', cursor) or cursor + 1) - 1 if key else cursor
+            cursor = after + 1
+            cells += self.task(entry, after, seeds, train_all, grad_all)
+        name = data.get("name", stem)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            self.bad(f"name must be letters, digits, '.', '_' or '-', got {name!r}", "name")
+        ids = [c.cell_id for c in cells]
+        if len(set(ids)) != len(ids):
+            self.bad("the suite declares the same cell more than once")
+        if self.problems:
+            raise SuiteError(self.source, self.problems)
+        return Suite(name=name, description=str(data.get("description", "")), text=self.text,
+                     cells=cells)
 
-    train_all = check_train(data.get("train", {}), "[train]")
-    grad_all = check_grad(data.get("grad_stats", {}), "[grad_stats]")
-    task_list = data.get("tasks", [])
-    if not isinstance(task_list, list) or not task_list:
-        bad("a suite needs at least one [[tasks]] entry", "tasks")
-        task_list = []
-
-    cells: list[Cell] = []
-    task_keys = tasks.available()
-    est_keys = estimators.available()
-    cursor = 0
-    for entry in task_list:
-        if not isinstance(entry, dict):
-            bad(f"[[tasks]] entries must be tables, got {entry!r}")
-            continue
+    def task(self, entry: dict[str, Any], after: int, seeds: list[int],
+             train_all: dict[str, Any], grad_all: dict[str, Any]) -> list[Cell]:
+        """The cells of one ``[[tasks]]`` entry (at line ``after + 1``)."""
         key = entry.get("key")
-        after = (_line(text, f'"{key}"', cursor) or cursor + 1) - 1 if key else cursor
-        cursor = after + 1
         for extra in sorted(set(entry) - TASK_KEYS):
-            bad(f"unknown key {extra!r} in task {key!r} (allowed: {', '.join(sorted(TASK_KEYS))})",
-                extra, after)
+            self.bad(f"unknown key {extra!r} in task {key!r} (allowed: "
+                     f"{', '.join(sorted(TASK_KEYS))})", extra, after)
+        task_keys = tasks.available()
         if key not in task_keys:
-            bad(f"unknown task {key!r}; available: {', '.join(task_keys)}", "key", after)
-            continue
+            self.bad(f"unknown task {key!r}; available: {', '.join(task_keys)}", "key", after)
+            return []
         params = entry.get("params", {})
         try:
             task = tasks.create(key, **params)
         except (TypeError, ValueError) as exc:
-            bad(f"task {key!r}: {exc}", "params", after)
-            continue
-        train = {**train_all, **check_train(entry.get("train", {}), f"train of {key}", after)}
-        grad = {**GRAD_DEFAULTS, **grad_all,
-                **check_grad(entry.get("grad_stats", {}), f"grad_stats of {key}", after)}
+            self.bad(f"task {key!r}: {exc}", "params", after)
+            return []
+        train = {**train_all, **self.section(entry.get("train", {}), f"train of {key}",
+                                             TRAIN_KEYS, "training", after)}
+        grad = {"at_steps": DEFAULT_AT_STEPS, **grad_all,
+                **self.section(entry.get("grad_stats", {}), f"grad_stats of {key}", GRAD_KEYS,
+                               "gradient-statistics", after)}
         try:
-            resolved = TrainConfig(**train, device="cpu").resolved(task)
+            steps = TrainConfig(**train, device="cpu").resolved(task).steps
         except (TypeError, ValueError) as exc:
-            bad(f"training settings for {key!r}: {exc}", key, after)
-            continue
-        steps = resolved.steps
-        at = grad.get("at_steps", [])
-        if not isinstance(at, list) or not all(
-                (isinstance(s, int) and 0 <= s <= steps) or s == "end" for s in at):
-            bad(f"grad_stats.at_steps for {key!r} must list steps in [0, {steps}] or \"end\", "
-                f"got {at!r}", "at_steps")
-            continue
-        grad["at_steps"] = sorted({steps if s == "end" else s for s in at})
-        for name in ("replicates", "batch_size", "bootstrap", "timing_repeats",
-                     "reference_replicates"):
-            value = grad.get(name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 2):
-                bad(f"grad_stats.{name} must be an integer >= 2, got {value!r}", name)
+            self.bad(f"training settings for {key!r}: {exc}", key, after)
+            return []
+        grad = self.grad_stats(grad, steps, key, after)
         specs = entry.get("estimators", [])
         if not isinstance(specs, list) or not specs:
-            bad(f"task {key!r} lists no estimators", "estimators", after)
-            continue
+            self.bad(f"task {key!r} lists no estimators", "estimators", after)
+            return []
+        if grad is None:
+            return []
+        return [Cell(key, dict(params), est_key, hyper, seed, dict(train), dict(grad))
+                for est_key, hyper in self.estimators(specs, task, after) for seed in seeds]
+
+    def grad_stats(self, grad: dict[str, Any], steps: int, key: str,
+                   after: int) -> dict[str, Any] | None:
+        """A cell's gradient-statistics settings, checked by the engine's own rules."""
+        section = _line(self.text, "grad_stats") or 1
+        at = grad["at_steps"]
+        ok = isinstance(at, list) and all(
+            (isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= steps) or s == "end"
+            for s in at)
+        if not ok:
+            self.bad(f"grad_stats.at_steps for {key!r} must list steps in [0, {steps}] or "
+                     f"\"end\", got {at!r}", "at_steps", section - 1)
+        settings = GradStatsConfig().updated(**{k: v for k, v in grad.items()
+                                                  if k != "at_steps"})
+        for name, message in settings.problems():
+            self.bad(f"grad_stats.{message}", name, section - 1)
+        if not ok or settings.problems():
+            return None
+        return {"at_steps": sorted({steps if s == "end" else s for s in at}),
+                **settings.suite_values()}
+
+    def estimators(self, specs: list[Any], task: tasks.AbstractTask,
+                   after: int) -> list[tuple[str, dict[str, Any]]]:
+        """``(key, hyper-parameters)`` of every grid point of a task's estimator entries."""
+        est_keys = estimators.available()
+        out = []
         for spec in specs:
             spec_d = {"key": spec} if isinstance(spec, str) else spec
             if not isinstance(spec_d, dict) or "key" not in spec_d:
-                bad(f"estimator entries are a key or a table with 'key', got {spec!r}",
-                    str(spec), after)
+                self.bad(f"estimator entries are a key or a table with 'key', got {spec!r}",
+                         str(spec), after)
                 continue
             est_key = spec_d["key"]
             if est_key not in est_keys:
-                bad(f"unknown estimator {est_key!r} for task {key!r}; available: "
-                    f"{', '.join(est_keys)}", f'"{est_key}"', after)
+                self.bad(f"unknown estimator {est_key!r} for task {task.name!r}; available: "
+                         f"{', '.join(est_keys)}", f'"{est_key}"', after)
                 continue
-            for hyper in _grid({k: v for k, v in spec_d.items() if k != "key"}):
+            axes = {k: v for k, v in spec_d.items() if k != "key"}
+            for axis in [k for k, v in axes.items() if v == []]:
+                self.bad(f"estimator {est_key!r}: the grid axis {axis!r} is empty",
+                         f'"{est_key}"', after)
+            for hyper in _grid(axes):
                 try:
                     est = estimators.create(est_key, **hyper)
                 except (TypeError, ValueError) as exc:
-                    bad(str(exc), f'"{est_key}"', after)
+                    self.bad(str(exc), f'"{est_key}"', after)
                     continue
                 if not est.supports(task.space):
-                    bad(f"estimator {est_key!r} does not support task {key!r} ({task.space})",
-                        f'"{est_key}"', after)
+                    self.bad(f"estimator {est_key!r} does not support task {task.name!r} "
+                             f"({task.space})", f'"{est_key}"', after)
                     continue
-                for seed in seeds:
-                    cells.append(Cell(key, dict(params), est_key, hyper, seed, dict(train),
-                                      dict(grad)))
-    name = data.get("name", stem)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        bad(f"name must be letters, digits, '.', '_' or '-', got {name!r}", "name")
-    ids = [c.cell_id for c in cells]
-    if len(set(ids)) != len(ids):
-        bad("the suite declares the same cell more than once")
-    if problems:
-        raise SuiteError(source, problems)
-    return Suite(name=name, description=str(data.get("description", "")), source=source,
-                 text=text, cells=cells)
+                out.append((est_key, hyper))
+        return out

@@ -19,6 +19,7 @@ from typing import Any
 
 from gangrad._registry import Registry
 from gangrad.tasks._base import AbstractTask
+from gangrad.tasks._nets import resize_head
 from gangrad.tasks.binary_digits import BinaryDigits
 from gangrad.tasks.categorical import Categorical
 from gangrad.tasks.digits import Digits
@@ -47,6 +48,12 @@ def create(name: str, **hyper: Any) -> AbstractTask:
 
 register = REGISTRY.register
 
+
+def headline_metric(name: str) -> tuple[str, bool]:
+    """The task's headline metric (the first it declares) and whether higher is better."""
+    metric, higher = next(iter(REGISTRY.get(name).metrics.items()))
+    return metric, higher
+
 __all__ = [
     "REGISTRY",
     "AbstractTask",
@@ -59,5 +66,7 @@ __all__ = [
     "Ring8",
     "available",
     "create",
+    "headline_metric",
     "register",
+    "resize_head",
 ]

@@ -12,6 +12,7 @@ generator: seed it (``torch.manual_seed``) to get identical networks.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "leaky_relu",
     "mlp",
     "mlp_generator",
+    "resize_head",
 ]
 
 Activation = Callable[[], nn.Module]
@@ -71,7 +73,7 @@ class Head(nn.Module):
         return self.linear(h).reshape(h.shape[0], *self.param_shape)
 
     def stacked_forward(self, h: torch.Tensor, stack) -> torch.Tensor:
-        """:meth:`forward` for ``(S, B, features)`` (see :mod:`gangrad._stacked`)."""
+        """:meth:`forward` for ``(S, B, features)`` (see :mod:`gangrad.train.stacked`)."""
         return stack.child("linear")(h).reshape(*h.shape[:2], *self.param_shape)
 
 
@@ -126,3 +128,30 @@ class MLPDiscriminator(nn.Module):
 def leaky_relu() -> nn.Module:
     """``LeakyReLU(0.2)``, the usual GAN discriminator activation (Radford et al., 2016)."""
     return nn.LeakyReLU(0.2)
+
+
+def resize_head(G: nn.Module, shape: Sequence[int], log_scale: float) -> nn.Module:
+    """A copy of ``G`` whose :class:`Head` emits ``shape``, for a continuous ``(d,)`` head:
+    ``(2, d)`` from ``(d,)`` (location rows copied, log-scale rows the constant
+    ``log_scale``) or ``(d,)`` from ``(2, d)`` (the location rows). ``ValueError`` for a
+    generator that does not end in a :class:`Head` of one of those shapes."""
+    head = getattr(G, "head", None)
+    shape = check_param_shape(shape)
+    current = tuple(head.param_shape) if isinstance(head, Head) else None
+    if current is None or {current, shape} != {(shape[-1],), (2, shape[-1])}:
+        raise ValueError(f"cannot derive a generator with head {shape} from "
+                         f"{type(G).__name__}; measure it on a task whose G ends in a Head")
+    d = shape[-1]
+    new = Head(head.linear.in_features, shape).to(head.linear.weight.device)
+    with torch.no_grad():
+        if shape == (d,):
+            new.linear.weight.copy_(head.linear.weight[:d])
+            new.linear.bias.copy_(head.linear.bias[:d])
+        else:
+            new.linear.weight.zero_()
+            new.linear.weight[:d] = head.linear.weight
+            new.linear.bias.fill_(log_scale)
+            new.linear.bias[:d] = head.linear.bias
+    resized = copy.deepcopy(G)
+    resized.head = new
+    return resized

@@ -1,9 +1,5 @@
-"""Figure helpers for ``task.render``.
-
-Figures are built on matplotlib's object API with the Agg canvas, never through
-``pyplot``: no global figure state, safe in worker threads and on machines without a
-display.
-"""
+"""Figure helpers for ``task.render``, on the package's plotting convention
+(:mod:`gangrad.plotting`)."""
 
 from __future__ import annotations
 
@@ -19,15 +15,13 @@ __all__ = ["image_grid", "new_figure", "save"]
 
 
 def new_figure(width: float = 5.0, height: float = 5.0, style: str = "white") -> Figure:
-    """An empty figure with an Agg canvas, drawn in seaborn's ``style``."""
+    """A figure with one axes (:func:`gangrad.plotting.new_figure`), in seaborn's ``style``."""
     import seaborn as sns
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+
+    from gangrad import plotting
 
     with sns.axes_style(style):
-        fig = Figure(figsize=(width, height), dpi=100)
-        FigureCanvasAgg(fig)
-        fig.add_subplot()
+        fig, _ = plotting.new_figure(width=width, height=height)
     return fig
 
 

@@ -40,10 +40,9 @@ _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.ELU,
 class _View:
     """What ``stacked_forward`` sees: its children's grouped calls and its own parameters."""
 
-    def __init__(self, module: nn.Module, prefix: str, params: dict[str, torch.Tensor],
+    def __init__(self, prefix: str, params: dict[str, torch.Tensor],
                  children: dict[str, Call]) -> None:
-        self._module, self._prefix, self._params, self._children = (module, prefix, params,
-                                                                   children)
+        self._prefix, self._params, self._children = prefix, params, children
 
     def child(self, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         call = self._children[name]
@@ -117,7 +116,7 @@ def _grouped(module: nn.Module, prefix: str = "") -> Call | None:
                 for name, child in module.named_children()}
     if any(c is None for c in children.values()):
         return None
-    return lambda p, x: forward(x, _View(module, prefix, p, children))
+    return lambda p, x: forward(x, _View(prefix, p, children))
 
 
 class Stack:

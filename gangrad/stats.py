@@ -1,35 +1,32 @@
-"""What every question shares: the answer record and the comparison that decides it."""
+"""Statistics across seeds, shared by reports and questions: intervals of a mean and the
+comparison of two groups. (Statistics of replicate gradients: :mod:`gangrad.measure`.)"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.stats
 
-from gangrad.report.tables import mean_ci
-
-__all__ = ["Answer", "compare", "fmt_ci", "mean_ci"]
+__all__ = ["compare", "fmt_ci", "mean_ci"]
 
 
-@dataclass
-class Answer:
-    """A question's result: the verdict computed from the data, its numbers and figure."""
-
-    name: str
-    question: str
-    verdict: str
-    numbers: dict[str, Any]
-    table: pd.DataFrame
-    figure: Any  # a matplotlib Figure
-    caption: str
-    settings: dict[str, Any] = field(default_factory=dict)
+def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval across seeds (``nan`` half-width for one seed)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, math.nan, math.nan
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / len(v) ** 0.5)
+    return m, m - half, m + half
 
 
 def fmt_ci(m: float, lo: float, hi: float) -> str:
+    """``m [95% CI lo, hi]`` to 3 significant digits."""
     return f"{m:.3g} [95% CI {lo:.3g}, {hi:.3g}]"
 
 

@@ -1,0 +1,267 @@
+"""The commands of ``gangrad``: one function per sub-command, ``args`` in, exit code out."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from gangrad.cli.args import key_values, parse_estimator_list, schedules, sweep
+from gangrad.cli.views import estimator_table, grad_stats_view, print_table, task_table
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what in ("all", "estimators"):
+        print_table(estimator_table(), "Estimators")
+    if args.what in ("all", "tasks"):
+        print_table(task_table(), "Tasks")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gangrad import demo
+
+    if args.replicates < 100:
+        raise SystemExit("gangrad demo: --replicates must be at least 100")
+    fmt = {"float_format": lambda v: f"{v:.4g}"}
+    cont = demo.continuous_table(args.replicates, args.seed)
+    print(f"\nContinuous: f(x) = (x - k)^2, x ~ N(1, 1); gradient w.r.t. the mean "
+          f"({args.replicates} replicates, 95% intervals)")
+    print(cont.to_string(index=False, **fmt))
+    disc = demo.discrete_table(args.replicates, args.seed)
+    print(f"\nDiscrete: x ~ Cat(softmax(theta)) over 5 symbols, f(x) = (c.x)^2; bias against "
+          f"the enumerated gradient ({args.replicates} replicates, 95% intervals)")
+    print(disc.to_string(index=False, **fmt))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gangrad import tasks
+    from gangrad.train import TrainConfig, train
+
+    task = tasks.create(args.task, **key_values(args.task_param, "--task-param"))
+    steps = args.steps or task.training_defaults.get("steps")
+    cfg = TrainConfig(
+        steps=args.steps, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
+        d_steps=args.d_steps, loss=args.loss, eval_every=args.eval_every,
+        eval_samples=args.eval_samples, seed=args.seed, device=args.device,
+        schedules=schedules(args.anneal, steps),
+    )
+    out = args.out or f"runs/train/{args.task}-{args.estimator}-seed{args.seed}"
+
+    def show(row: dict) -> None:
+        if args.quiet:
+            return
+        if row.get("status") == "diverged":
+            print(f"  {row['message']}", flush=True)
+            return
+        cells = [f"step {row['step']:>6}", f"{row['elapsed_s']:7.1f}s"]
+        cells += [f"{k} {v:.4g}" for k, v in row.items()
+                  if k not in ("step", "elapsed_s") and isinstance(v, float)]
+        print("  " + "  ".join(cells), flush=True)
+
+    hyper = key_values(args.param, "--param")
+    print(f"training {args.task} with {args.estimator}"
+          + (f" {hyper}" if hyper else "") + f", seed {args.seed} -> {out}")
+    history = train(task, args.estimator, estimator_hyper=hyper, config=cfg, out_dir=out,
+                    progress=show)
+    status = history.attrs["status"]
+    if status == "diverged":
+        print(f"diverged at step {history.attrs['diverged_at']}; history kept in {out}")
+        return 3
+    print(f"done: {len(history)} evaluations in {history['elapsed_s'].iloc[-1]:.1f}s; "
+          f"wrote {out}/history.csv, {out}/samples.png")
+    return 0
+
+
+def cmd_grad_stats(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gangrad import measure, tasks
+
+    task = tasks.create(args.task, **key_values(args.task_param, "--task-param"))
+    config = measure.GradStatsConfig(
+        replicates=args.replicates, batch_size=args.batch_size, seed=args.seed,
+        fresh_z=args.fresh_z, chunk_size=args.chunk_size, timing=not args.no_timing
+    ).validated()
+    say = lambda m: print(f"  {m}", flush=True)  # noqa: E731
+    steps = None
+    if args.at_steps:
+        try:
+            steps = sorted({int(s) for s in args.at_steps.split(",") if s.strip()})
+        except ValueError:
+            raise ValueError(f"--at-steps expects integers like 0,500,2000, got "
+                             f"{args.at_steps!r}") from None
+        if not steps or steps[0] < 0:
+            raise ValueError(f"--at-steps expects non-negative integers, got {args.at_steps!r}")
+    if args.sigma_sweep:
+        if steps:
+            raise ValueError("--sigma-sweep measures at initialisation; drop --at-steps")
+        sigmas = sweep(args.sigma_sweep)
+        names = {k for k, _ in parse_estimator_list(args.estimators)} if args.estimators else set()
+        if names - {"smoothing", "score_function"}:
+            raise ValueError("--sigma-sweep compares smoothing and score_function; "
+                             f"drop {', '.join(sorted(names - {'smoothing', 'score_function'}))}")
+        print(f"sigma sweep on {task.name}: {len(sigmas)} values from {sigmas[0]:.3g} to "
+              f"{sigmas[-1]:.3g}")
+        df = measure.sigma_sweep(task, sigmas, baseline=args.baseline, config=config,
+                                 device=args.device, progress=say)
+    else:
+        if not args.estimators:
+            raise ValueError("--estimators is required (or --sigma-sweep)")
+        specs = parse_estimator_list(args.estimators)
+        print(f"gradient statistics on {task.name}: {len(specs)} estimators, "
+              f"{args.replicates} replicates, batch {args.batch_size}")
+        if steps:
+            df = _along_training(task, specs, steps, args, config, say)
+        else:
+            df = measure.gradient_stats(task, specs, config, device=args.device, progress=say)
+    out = Path(args.out or f"runs/grad-stats/{task.name}"
+               + ("-sigma-sweep" if args.sigma_sweep else "") + ".csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    ref = df["reference"].iloc[0]
+    print(f"\nreference: {ref}; values are value [95% CI]; variance is the trace over "
+          "G's parameters")
+    with pd.option_context("display.width", 250, "display.max_columns", 30,
+                           "display.max_colwidth", 60):
+        print(grad_stats_view(df, args.layers).to_string(index=False))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _along_training(task, specs, steps: list[int], args: argparse.Namespace,
+                    config, say) -> pd.DataFrame:
+    """Gradient statistics at ``steps`` of a run trained with ``--train-with``: a
+    :class:`gangrad.measure.GradientProbe` as the run's checkpoint callback."""
+    from gangrad.measure import GradientProbe
+    from gangrad.train import train
+
+    probe = GradientProbe(task, specs, config, device=args.device, progress=say)
+    trainer = args.train_with
+
+    def measure_at(step, state):
+        say(f"checkpoint at step {step} (trained with {state.estimator.label})")
+        probe(step, state)
+
+    history = train(task, trainer, steps=max(steps[-1], 1), seed=args.seed,
+                    device=args.device, checkpoint_steps=steps, on_checkpoint=measure_at)
+    if history.attrs["status"] != "ok":
+        measured = sorted(probe.frame()["step"].unique()) if probe.frames else []
+        raise RuntimeError(f"the run trained with {trainer} diverged at step "
+                           f"{history.attrs['diverged_at']} (measured checkpoints: "
+                           f"{measured or 'none'})")
+    return probe.frame()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gangrad.runner import load_suite, run_suite
+
+    suite = load_suite(args.suite)  # validates the whole file before anything runs
+    print(f"suite {suite.name}: {len(suite.cells)} cells"
+          + (f" — {suite.description}" if suite.description else ""))
+    workers = args.workers
+    if workers is None:  # one per core on the CPU; one process drives a GPU
+        import os
+
+        import torch
+
+        on_gpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")) != "cpu"
+        workers = 1 if on_gpu else min(os.cpu_count() or 1, 8)
+    summary = run_suite(suite, store=args.store, run=args.run, workers=workers,
+                        backend=args.backend, address=args.address, fresh=args.fresh,
+                        device=args.device, progress=not args.quiet,
+                        batch_seeds=not args.no_batch_seeds)
+    print(summary)
+    for line in summary.failures:
+        print(f"  failed: {line}")
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from gangrad.runner import Store
+
+    with Store(args.store) as db:
+        df = db.runs()
+    if df.empty:
+        print(f"no runs in {args.store or 'the default store'}")
+        return 0
+    with pd.option_context("display.width", 200):
+        print(df.to_string(index=False))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gangrad.runner import load
+
+    out = Path(args.out or f"runs/{args.run}.{args.format}")
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ValueError("parquet export needs pyarrow: pip install 'gangrad[parquet]'") \
+                from None
+    df = load(args.run, args.store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "csv":
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+    print(f"wrote {len(df)} rows to {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gangrad.report import build_report
+    from gangrad.runner import Store
+
+    run = args.run
+    if run is None:
+        with Store(args.store) as db:
+            runs = db.runs()
+        if runs.empty:
+            raise ValueError("no runs in the store; run a suite first (gangrad run quick)")
+        run = str(runs["run"].iloc[-1])
+    report = build_report(run, args.store, args.out_dir)
+    if report.missing:
+        print(f"note: {len(report.missing)} of {report.expected} cells are not stored yet; "
+              "the report shows what is there")
+    print(f"report of run {run!r}: {len(report.figures)} figures")
+    print(f"  {report.markdown}")
+    print(f"  {report.html.resolve()}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import time
+
+    from gangrad import questions
+
+    names = questions.available()
+    if args.list or (not args.names and not args.all):
+        rows = []
+        for name in names:
+            q = questions.create(name)
+            rows.append({"question": name, "answers": q.origin,
+                         "asks": " ".join(q.question.split()[:14]) + " …"})
+        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+            print(pd.DataFrame(rows).to_string(index=False))
+        return 0
+    chosen = names if args.all else args.names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ValueError(f"unknown question(s) {', '.join(unknown)}; available: "
+                         f"{', '.join(names)}")
+    for name in chosen:
+        print(f"{name} ({'full' if args.full else 'quick'}): "
+              f"{questions.create(name).question}", flush=True)
+        start = time.perf_counter()
+        answer = questions.ask(name, full=args.full, seed=args.seed)
+        paths = questions.save(answer, args.out_dir)
+        print(f"  verdict: {answer.verdict}")
+        print(f"  figure: {paths['png']} ({time.perf_counter() - start:.0f}s)\n", flush=True)
+    return 0

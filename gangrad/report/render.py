@@ -1,0 +1,149 @@
+"""The report's pages: ``report.md`` (figures beside it) and ``index.html`` (one
+self-contained file, figures embedded), from the same summary, figures and answers."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from gangrad.report import Report
+
+__all__ = ["summary_view", "write_html", "write_markdown"]
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
+    if summary.empty:
+        return summary
+    view = summary[["task", "rank", "estimator", "metric", "tie", "seeds"]].copy()
+    view["final value [95% CI]"] = summary.apply(
+        lambda r: f"{_fmt(r['mean'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]", axis=1)
+    view["direction"] = summary["higher_is_better"].map({True: "higher", False: "lower"})
+    for col, name in (("grad_bias", "grad bias"), ("grad_variance", "grad variance"),
+                      ("grad_cosine", "cosine"), ("time_ms", "ms/estimate")):
+        view[name] = summary[col].map(_fmt)
+    return view
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cells = [[_fmt(v).replace("|", "\\|") for v in row] for row in df.itertuples(index=False)]
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    return "\n".join([head, rule] + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def write_markdown(report: Report, header: str, missing_text: str, view: pd.DataFrame,
+                    failed: pd.DataFrame, figures, questions) -> None:
+    lines = [f"# gangrad report: {report.run}", "", header, ""]
+    if missing_text:
+        lines += [f"**{missing_text}**", ""]
+    lines += ["## Summary", "",
+              "Estimators ranked per task by the final value of the task's headline metric "
+              "(mean over seeds, 95% t-interval); `tie` marks an interval that overlaps the "
+              "best one's. Gradient columns are at the last checkpoint.", ""]
+    lines += [_md_table(view) if not view.empty else "(no finished cells)", ""]
+    if len(failed):
+        lines += ["## Cells that did not finish cleanly", "", _md_table(failed),
+                  ""]
+    for name, caption, _ in figures:
+        lines += [f"## {name.replace('_', ' ').capitalize()}", "",
+                  f"![{name}](figures/{name}.png)", "", caption, ""]
+    if questions:
+        lines += ["## Questions", "",
+                  "Answered by `gangrad ask NAME` (each its own experiment; verdicts computed "
+                  "from the data).", ""]
+        for q in questions:
+            mode = "full" if q.get("settings", {}).get("full") else "quick"
+            lines += [f"### {q['name']} ({mode})", "", f"*{q['question']}* ({q['origin']})", "",
+                      f"**Verdict.** {q['verdict']}", "",
+                      f"![{q['name']}](../questions/{q['png'].name})", "", q["caption"], ""]
+    lines += ["Tables: `tables/summary.csv`, `tables/gradient_stats.csv`, `tables/cells.csv`."]
+    report.markdown.write_text("\n".join(lines) + "\n")
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
+table { border-collapse: collapse; font-size: 12px; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; }
+th { background: #f1f1f1; }
+tr.best td { font-weight: 600; }
+figure { margin: 2em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 13px; color: #444; max-width: 1000px; }
+.warn { background: #fff4d6; padding: 0.6em; border-left: 4px solid #e0a800; }
+"""
+
+
+# Marks the page with how many embedded figures decoded (read by the rendering test) and
+# warns the reader if one did not.
+LOAD_CHECK = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.documentElement.setAttribute('data-figures', ok + '/' + imgs.length);
+  if (ok < imgs.length) {
+    var p = document.createElement('p'); p.className = 'warn';
+    p.textContent = (imgs.length - ok) + ' figure(s) failed to load.';
+    document.body.insertBefore(p, document.body.firstChild);
+  }
+});
+</script>"""
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, r in df.iterrows():
+        cls = ' class="best"' if r.get("tie") == "best" else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r)
+                    + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def write_html(report: Report, header: str, missing_text: str, view: pd.DataFrame,
+                failed: pd.DataFrame, figures, questions) -> None:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gangrad report: "
+             f"{html.escape(report.run)}</title><style>{CSS}</style></head><body>",
+             f"<h1>gangrad report: {html.escape(report.run)}</h1>",
+             f"<p>{html.escape(header)}</p>"]
+    if missing_text:
+        parts.append(f"<p class='warn'>{html.escape(missing_text)}</p>")
+    parts += ["<h2>Summary</h2><p>Estimators ranked per task by the final value of the task's "
+              "headline metric (mean over seeds, 95% t-interval); <em>tie</em> marks an "
+              "interval that overlaps the best one's. Gradient columns are at the last "
+              "checkpoint.</p>",
+              _html_table(view) if not view.empty else "<p>(no finished cells)</p>"]
+    if len(failed):
+        parts += ["<h2>Cells that did not finish cleanly</h2>", _html_table(failed)]
+    for name, caption, data in figures:
+        b64 = base64.b64encode(data).decode()
+        parts.append(f"<figure id='{name}'><h2>{name.replace('_', ' ').capitalize()}</h2>"
+                     f"<img alt='{name}' src='data:image/png;base64,{b64}'>"
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if questions:
+        parts.append("<h2>Questions</h2><p>Answered by <code>gangrad ask NAME</code> (each "
+                     "its own experiment; verdicts computed from the data).</p>")
+        for q in questions:
+            b64 = base64.b64encode(q["png"].read_bytes()).decode()
+            mode = "full" if q.get("settings", {}).get("full") else "quick"
+            parts.append(
+                f"<figure id='q-{html.escape(q['name'])}'><h3>{html.escape(q['name'])} ({mode})"
+                f"</h3><p><em>{html.escape(q['question'])}</em> ({html.escape(q['origin'])})</p>"
+                f"<p><strong>Verdict.</strong> {html.escape(q['verdict'])}</p>"
+                f"<img alt='{html.escape(q['name'])}' src='data:image/png;base64,{b64}'>"
+                f"<figcaption>{html.escape(q['caption'])}</figcaption></figure>")
+    parts.append(LOAD_CHECK)
+    parts.append("</body></html>")
+    report.html.write_text("\n".join(parts))

@@ -1,0 +1,120 @@
+"""Training settings: :class:`TrainConfig`, and resolving a run's arguments before work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+
+from gangrad import estimators as estimators_mod
+from gangrad import tasks as tasks_mod
+from gangrad._validate import choice, integer, known_fields, positive
+from gangrad.estimators import AbstractEstimator
+from gangrad.losses import LOSSES
+from gangrad.schedules import Schedule
+from gangrad.tasks import AbstractTask
+
+__all__ = ["LOSSES", "TrainConfig", "config_dict", "prepare", "resolve"]
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters; ``None`` takes the task's ``training_defaults``."""
+
+    steps: int | None = None
+    batch_size: int | None = None
+    lr_g: float | None = None
+    lr_d: float | None = None
+    d_steps: int | None = None
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "nonsaturating"
+    eval_every: int | None = None
+    eval_samples: int = 2500
+    seed: int = 0
+    device: str | None = None
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (TrainConfig fields; others are refused by name)."""
+        known_fields("train", (f.name for f in fields(self)), changes, "option")
+        return TrainConfig(**{**asdict(self), "schedules": dict(self.schedules), **changes})
+
+    def resolved(self, task: AbstractTask) -> TrainConfig:
+        """A copy with every ``None`` filled from the task's defaults, validated."""
+        defaults = {"steps": 2000, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1,
+                    **task.training_defaults}
+        values = asdict(self)
+        values["schedules"] = dict(self.schedules)
+        for key in ("steps", "batch_size", "lr_g", "lr_d", "d_steps"):
+            if values[key] is None:
+                values[key] = defaults[key]
+        if values["eval_every"] is None:
+            values["eval_every"] = max(1, values["steps"] // 20)
+        if values["device"] is None:
+            values["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        cfg = TrainConfig(**values)
+        integer("train", "steps", cfg.steps, minimum=1)
+        integer("train", "batch_size", cfg.batch_size, minimum=2)
+        integer("train", "d_steps", cfg.d_steps, minimum=0)
+        integer("train", "eval_every", cfg.eval_every, minimum=1)
+        integer("train", "eval_samples", cfg.eval_samples, minimum=2)
+        integer("train", "seed", cfg.seed, minimum=0)
+        positive("train", "lr_g", cfg.lr_g)
+        positive("train", "lr_d", cfg.lr_d)
+        for name in ("beta1", "beta2"):
+            value = getattr(cfg, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"train: {name} must be in [0, 1), got {value}")
+        choice("train", "loss", cfg.loss, LOSSES)
+        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"train: device {cfg.device!r} requested but CUDA is not available")
+        return cfg
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as plain data (schedules included), for ``history.attrs`` and JSON."""
+    d = asdict(cfg)
+    d["schedules"] = {k: asdict(v) for k, v in cfg.schedules.items()}
+    return d
+
+
+def resolve(task: AbstractTask | str, estimator: AbstractEstimator | str,
+            hyper: Mapping[str, Any] | None = None) -> tuple[AbstractTask, AbstractEstimator]:
+    """Task and estimator from keys or objects; an unsupported pair is refused by name."""
+    task = tasks_mod.create(task) if isinstance(task, str) else task
+    estimator = (estimators_mod.create(estimator, **(hyper or {}))
+                 if isinstance(estimator, str) else estimator)
+    if not estimator.supports(task.space):
+        raise ValueError(
+            f"estimator {estimator.key!r} does not support task {task.name!r} "
+            f"({task.space}); estimators that do: "
+            f"{', '.join(estimators_mod.supporting(task.space))}"
+        )
+    return task, estimator
+
+
+def prepare(task: AbstractTask | str, estimator: AbstractEstimator | str,
+            hyper: Mapping[str, Any] | None, config: TrainConfig | None,
+            overrides: Mapping[str, Any], checkpoint_steps: Sequence[int],
+            on_checkpoint: Callable[..., None] | None
+            ) -> tuple[AbstractTask, AbstractEstimator, TrainConfig, list[int]]:
+    """Resolve and validate everything a training run takes, before any work."""
+    task, estimator = resolve(task, estimator, hyper)
+    cfg = (config or TrainConfig()).updated(**overrides).resolved(task)
+    names = estimator.hyperparameters()
+    for name in cfg.schedules:
+        if name not in names:
+            raise ValueError(f"train: cannot anneal {name!r}: estimator {estimator.key!r} has "
+                             f"hyper-parameters {', '.join(names) or 'none'}")
+    marks = sorted({int(s) for s in checkpoint_steps})
+    if marks and (marks[0] < 0 or marks[-1] > cfg.steps):
+        raise ValueError(f"train: checkpoint_steps must lie in [0, {cfg.steps}], got {marks}")
+    if marks and on_checkpoint is None:
+        raise ValueError("train: checkpoint_steps given without on_checkpoint")
+    for name, sched in cfg.schedules.items():  # validates every scheduled value up front
+        estimator.replace(**{name: sched(0)})
+        estimator.replace(**{name: sched(cfg.steps)})
+    return task, estimator, cfg, marks

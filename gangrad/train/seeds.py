@@ -1,0 +1,205 @@
+"""Many seeds of one configuration trained as one batched model (:func:`train_seeds`).
+
+The S copies of G and of D are stacked (:class:`gangrad.train.stacked.Stack`), the
+estimator sees the S batches concatenated, and one Adam steps all of them (Adam is
+elementwise). Every seed keeps its own generators, drawn in :func:`gan_step`'s order, so
+each seed gets the run :func:`gangrad.train.train` gives it (on the CPU bit for bit; see
+``tests/test_train_seeds.py``) in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from gangrad.estimators import AbstractEstimator
+from gangrad.tasks import AbstractTask
+from gangrad.train.config import TrainConfig, prepare
+from gangrad.train.loop import Run, train
+from gangrad.train.stacked import Stack
+from gangrad.train.step import Seeds, TrainState, gan_step, init_nets
+
+__all__ = ["StackedSeeds", "seed_batching", "train_seeds"]
+
+_STATEFUL = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+
+
+def seed_batching(task: AbstractTask, estimator: AbstractEstimator) -> str | None:
+    """``None`` when :func:`train_seeds` can train the seeds of ``(task, estimator)`` as
+    one batched model; otherwise the reason it trains them one after another."""
+    if estimator.learns:
+        return f"estimator {estimator.key!r} learns state during use"
+    if not estimator.rows_independent:
+        return f"estimator {estimator!r} couples the rows of a batch"
+    with torch.random.fork_rng(devices=[]):
+        nets = init_nets(task, estimator, 0, torch.device("cpu"))
+    for net, name in zip(nets, ("generator", "discriminator"), strict=True):
+        if any(True for _ in net.buffers()) or any(isinstance(m, _STATEFUL)
+                                                  for m in net.modules()):
+            return f"the {name} of task {task.name!r} has buffers, dropout or batch norm"
+    return None
+
+
+class StackedSeeds(Seeds):
+    """S seeds' states behind one stacked G and D and one pair of optimisers; tensors
+    carry a leading seed dimension ``(S, N, ...)``."""
+
+    def __init__(self, states: list[TrainState], task: AbstractTask, cfg: TrainConfig) -> None:
+        self.states, self.task, self.cfg = states, task, cfg
+        self.device = torch.device(cfg.device)
+        self.G, self.D = Stack([st.G for st in states]), Stack([st.D for st in states])
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(list(self.G.params.values()), lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(list(self.D.params.values()), lr=cfg.lr_d, betas=betas)
+        for st in states:
+            st.opt_g, st.opt_d = self.opt_g, self.opt_d
+        self._d_frozen = False
+
+    def latents(self) -> torch.Tensor:
+        return torch.stack([self.task.sample_latent(self.cfg.batch_size, generator=st.rng,
+                                                    device=self.device)
+                            for st in self.states])
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        return self.G(z)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.D(x, frozen=self._d_frozen)
+
+    @contextlib.contextmanager
+    def frozen_discriminator(self) -> Iterator[None]:
+        self._d_frozen = True
+        try:
+            yield
+        finally:
+            self._d_frozen = False
+
+    def noise(self, estimator, params):
+        draws = [estimator.noise(params[s], space=self.task.space, generator=st.rng)
+                 for s, st in enumerate(self.states)]
+        return None if draws[0] is None else torch.cat(draws)
+
+    def real(self, fake: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.task.sample_real(fake.shape[1], generator=st.data_rng)
+                            for st in self.states]).to(self.device)
+
+    def flat(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(0, 1)
+
+    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
+        S = len(self.states)
+        return x.reshape(S, x.shape[0] // S, *x.shape[1:])
+
+    def seed_mean(self, values: torch.Tensor) -> torch.Tensor:
+        return values.reshape(len(self.states), -1).mean(1)
+
+    def advance(self) -> None:
+        for st in self.states:
+            st.step += 1
+
+
+def _check_seeds(seeds: list[int], overrides: Mapping[str, Any]) -> None:
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"train_seeds: seeds must be non-negative integers, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"train_seeds: seeds must be distinct, got {seeds}")
+    if "seed" in overrides:
+        raise ValueError("train_seeds: pass the seeds as seeds=, not seed=")
+
+
+def _one_by_one(task, estimator, cfg, seeds, progress, marks, on_checkpoint
+                ) -> list[pd.DataFrame]:
+    """The seeds trained one after another, each from the estimator's state as given."""
+    return [train(task, copy.deepcopy(estimator), config=replace(cfg, seed=seed),
+                  progress=None if progress is None else
+                  (lambda row, seed=seed: progress({"seed": seed, **row})),
+                  checkpoint_steps=marks,
+                  on_checkpoint=None if on_checkpoint is None else
+                  (lambda step, state, seed=seed: on_checkpoint(seed, step, state)))
+            for seed in seeds]
+
+
+def _seed_run(task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
+              progress: Callable[[dict[str, Any]], None] | None) -> Run:
+    """One seed's networks, generators and record; its optimiser is the batch's."""
+    device = torch.device(cfg.device)
+    G, D = init_nets(task, estimator, cfg.seed, device)
+    state = TrainState(G=G, D=D, opt_g=None, opt_d=None,  # type: ignore[arg-type]
+                       estimator=estimator,
+                       rng=torch.Generator(device).manual_seed(cfg.seed),
+                       data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003))
+    return Run(task, estimator, cfg, state, progress, tag_seed=True)
+
+
+def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
+                seeds: Sequence[int], *, estimator_hyper: Mapping[str, Any] | None = None,
+                config: TrainConfig | None = None,
+                progress: Callable[[dict[str, Any]], None] | None = None,
+                checkpoint_steps: Sequence[int] = (),
+                on_checkpoint: Callable[[int, int, TrainState], None] | None = None,
+                batched: bool | None = None, **overrides: Any) -> list[pd.DataFrame]:
+    """:func:`~gangrad.train.train` for each of ``seeds``, trained together as one batched
+    model.
+
+    Returns one history per seed, in the order of ``seeds``, each what ``train`` with
+    that seed returns (``history.attrs`` included; ``elapsed_s`` is the batch's clock).
+    A seed that diverges stops being recorded; the others go on. ``progress`` rows carry
+    a ``seed`` key; ``on_checkpoint(seed, step, state)`` gets the seed's live state (its G
+    and D hold the seed's current parameters; the optimisers are the batch's).
+
+    ``batched=None`` batches when :func:`seed_batching` allows it and trains the seeds one
+    after another otherwise; ``True`` raises ``ValueError`` where it does not allow it;
+    ``False`` always trains them one after another.
+    """
+    seeds = list(seeds)
+    _check_seeds(seeds, overrides)
+    task, estimator, cfg, marks = prepare(task, estimator, estimator_hyper, config,
+                                          overrides, checkpoint_steps, on_checkpoint)
+    reason = seed_batching(task, estimator) if batched is not False else "batched=False"
+    if reason is not None and batched:
+        raise ValueError(f"train_seeds: cannot batch the seeds: {reason}")
+    if reason is not None:
+        return _one_by_one(task, estimator, cfg, seeds, progress, marks, on_checkpoint)
+    runs = [_seed_run(task, estimator, replace(cfg, seed=seed), progress) for seed in seeds]
+    batch = StackedSeeds([run.state for run in runs], task, cfg)
+    start = time.perf_counter()
+
+    def record(step: int) -> None:
+        for run in runs:
+            if run.ok:
+                run.record(step, start)
+
+    def checkpoint(step: int) -> None:
+        for run in runs:
+            if run.ok:
+                on_checkpoint(run.cfg.seed, step, run.state)
+
+    record(0)
+    if 0 in marks:
+        checkpoint(0)
+    step, current = 0, estimator
+    while step < cfg.steps and any(run.ok for run in runs):
+        if cfg.schedules:
+            current = estimator.replace(**{k: s(step) for k, s in cfg.schedules.items()})
+            for run in runs:
+                run.state.estimator = current
+        losses = gan_step(batch, current)
+        step += 1
+        for i, run in enumerate(runs):  # a diverged seed trains on (on NaN) but is not read
+            if run.ok:
+                run.pending.append({name: value[i] for name, value in losses.items()})
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            record(step)
+        if step in marks:
+            if any(run.last_step not in (None, step) for run in runs):
+                record(step)
+            checkpoint(step)
+    return [run.history() for run in runs]
