@@ -78,6 +78,20 @@ def test_conformance(key, space):
 
 
 @pytest.mark.parametrize(("key", "space"), CASES, ids=[f"{k}-{s}" for k, s in CASES])
+def test_a_diverged_generator_gives_nan_not_an_error(key, space):
+    """NaN params (a generator that diverged) flow through as NaN, so training reports a
+    divergence with its step instead of failing inside a distribution's checks."""
+    torch.manual_seed(0)
+    est = estimators.create(key)
+    params = torch.full((8, *est.param_shape(space)), float("nan"), requires_grad=True)
+    f, _ = _cost(space)
+    s = est.surrogate(params, f)
+    s.mean().backward()
+    assert s.shape == (8,) and not torch.isfinite(s).all()
+    assert est.sample(params).shape == (8, *space.shape)
+
+
+@pytest.mark.parametrize(("key", "space"), CASES, ids=[f"{k}-{s}" for k, s in CASES])
 def test_noise_is_replayable(key, space):
     """Explicit noise, or a seeded generator, reproduces the surrogate and the sample."""
     est = estimators.create(key)
@@ -154,6 +168,23 @@ def test_unsupported_space_is_named():
         estimators.create("smoothing").param_shape(Discrete(2, 3))
     with pytest.raises(ValueError, match="straight_through does not support Continuous"):
         estimators.create("straight_through").param_shape(Continuous(2))
+
+
+def test_bad_params_and_noise_are_named():
+    est = estimators.create("score_function")
+    params = torch.zeros(4, 2, 3)
+    with pytest.raises(TypeError, match="floating-point tensor"):
+        est.surrogate(params.long(), lambda x: x.sum((1, 2)))
+    with pytest.raises(ValueError, match="noise= or generator=, not both"):
+        est.surrogate(params, lambda x: x.sum((1, 2)), noise=est.noise(params),
+                      generator=torch.Generator())
+    with pytest.raises(ValueError, match=r"one noise row per params row"):
+        est.surrogate(params, lambda x: x.sum((1, 2)), noise=torch.rand(3, 1, 2, 3))
+    with pytest.raises(ValueError, match=r"which take noise of shape \(4, 1, 2, 3\)"):
+        est.sample(params, noise=torch.rand(4, 1, 5))
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):  # the cost's own error
+        est.surrogate(params, lambda x: x.flatten(1) @ torch.zeros(5, 1),
+                      noise=est.noise(params))
 
 
 def test_wrong_param_shape_is_named():

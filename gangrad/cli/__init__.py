@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, RuntimeError) as exc:
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
         print(f"gangrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

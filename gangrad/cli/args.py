@@ -1,9 +1,14 @@
-"""Parsing the command line's small languages: ``NAME=VALUE``, estimator lists,
-schedules and σ sweeps. Each raises ``ValueError`` with the expected form."""
+"""Parsing the command line's small languages (``NAME=VALUE``, estimator lists, schedules,
+σ sweeps) and checking output paths before work. Each raises ``ValueError`` with what
+was expected."""
 
 from __future__ import annotations
 
-__all__ = ["key_values", "parse_estimator_list", "parse_value", "schedules", "sweep"]
+import tempfile
+from pathlib import Path
+
+__all__ = ["key_values", "parse_estimator_list", "parse_value", "schedules", "sweep",
+           "writable_dir", "writable_file"]
 
 
 def parse_value(text: str):
@@ -80,3 +85,25 @@ def sweep(text: str) -> list[float]:
     if not (0 < lo < hi) or n < 2:
         raise ValueError(f"--sigma-sweep needs 0 < LOW < HIGH and COUNT >= 2, got {text!r}")
     return [float(v) for v in np.logspace(np.log10(lo), np.log10(hi), n)]
+
+
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as a folder that can be written (created if missing), checked before any
+    work so that nothing computed is lost on a bad path; ``ValueError`` naming ``flag``."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def writable_file(path: str | Path, flag: str) -> Path:
+    """``path`` as a file that can be written (its folder created); see :func:`writable_dir`."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag}: {path} is a folder; give a file name")
+    writable_dir(path.parent, flag)
+    return path

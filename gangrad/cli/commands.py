@@ -6,7 +6,14 @@ import argparse
 
 import pandas as pd
 
-from gangrad.cli.args import key_values, parse_estimator_list, schedules, sweep
+from gangrad.cli.args import (
+    key_values,
+    parse_estimator_list,
+    schedules,
+    sweep,
+    writable_dir,
+    writable_file,
+)
 from gangrad.cli.views import estimator_table, grad_stats_view, print_table, task_table
 
 
@@ -47,7 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_samples=args.eval_samples, seed=args.seed, device=args.device,
         schedules=schedules(args.anneal, steps),
     )
-    out = args.out or f"runs/train/{args.task}-{args.estimator}-seed{args.seed}"
+    out = writable_dir(args.out or f"runs/train/{args.task}-{args.estimator}-seed{args.seed}",
+                       "--out")
 
     def show(row: dict) -> None:
         if args.quiet:
@@ -75,11 +83,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_grad_stats(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gangrad import measure, tasks
 
     task = tasks.create(args.task, **key_values(args.task_param, "--task-param"))
+    out = writable_file(args.out or f"runs/grad-stats/{task.name}"
+                        + ("-sigma-sweep" if args.sigma_sweep else "") + ".csv", "--out")
     config = measure.GradStatsConfig(
         replicates=args.replicates, batch_size=args.batch_size, seed=args.seed,
         fresh_z=args.fresh_z, chunk_size=args.chunk_size, timing=not args.no_timing
@@ -116,9 +124,6 @@ def cmd_grad_stats(args: argparse.Namespace) -> int:
             df = _along_training(task, specs, steps, args, config, say)
         else:
             df = measure.gradient_stats(task, specs, config, device=args.device, progress=say)
-    out = Path(args.out or f"runs/grad-stats/{task.name}"
-               + ("-sigma-sweep" if args.sigma_sweep else "") + ".csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     ref = df["reference"].iloc[0]
     print(f"\nreference: {ref}; values are value [95% CI]; variance is the trace over "
@@ -155,9 +160,11 @@ def _along_training(task, specs, steps: list[int], args: argparse.Namespace,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gangrad.runner import load_suite, run_suite
+    from gangrad.runner import check_device, check_run_name, load_suite, run_suite
 
     suite = load_suite(args.suite)  # validates the whole file before anything runs
+    check_device(args.device)
+    check_run_name(args.run or suite.name)
     print(f"suite {suite.name}: {len(suite.cells)} cells"
           + (f" — {suite.description}" if suite.description else ""))
     workers = args.workers
@@ -171,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_suite(suite, store=args.store, run=args.run, workers=workers,
                         backend=args.backend, address=args.address, fresh=args.fresh,
                         device=args.device, progress=not args.quiet,
-                        batch_seeds=not args.no_batch_seeds)
+                        batch_seeds=not args.no_batch_seeds, retry_failed=not args.no_retry)
     print(summary)
     for line in summary.failures:
         print(f"  failed: {line}")
@@ -183,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from gangrad.runner import Store
 
-    with Store(args.store) as db:
+    with Store(args.store, readonly=True) as db:
         df = db.runs()
     if df.empty:
         print(f"no runs in {args.store or 'the default store'}")
@@ -194,11 +201,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from gangrad.runner import check_run_name, load
 
-    from gangrad.runner import load
-
-    out = Path(args.out or f"runs/{args.run}.{args.format}")
+    check_run_name(args.run)
+    out = writable_file(args.out or f"runs/{args.run}.{args.format}", "--out")
     if args.format == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -206,7 +212,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ValueError("parquet export needs pyarrow: pip install 'gangrad[parquet]'") \
                 from None
     df = load(args.run, args.store)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "csv":
         df.to_csv(out, index=False)
     else:
@@ -217,15 +222,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from gangrad.report import build_report
-    from gangrad.runner import Store
+    from gangrad.runner import Store, check_run_name
 
     run = args.run
     if run is None:
-        with Store(args.store) as db:
+        with Store(args.store, readonly=True) as db:
             runs = db.runs()
         if runs.empty:
             raise ValueError("no runs in the store; run a suite first (gangrad run quick)")
         run = str(runs["run"].iloc[-1])
+    writable_dir(args.out_dir, "--out-dir") if check_run_name(run) else None
     report = build_report(run, args.store, args.out_dir)
     if report.missing:
         print(f"note: {len(report.missing)} of {report.expected} cells are not stored yet; "
@@ -256,6 +262,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown question(s) {', '.join(unknown)}; available: "
                          f"{', '.join(names)}")
+    writable_dir(args.out_dir, "--out-dir")
     for name in chosen:
         print(f"{name} ({'full' if args.full else 'quick'}): "
               f"{questions.create(name).question}", flush=True)

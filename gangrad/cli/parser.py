@@ -134,6 +134,9 @@ def _run(sub) -> None:
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--fresh", action="store_true", help="discard the run's stored cells first")
+    p.add_argument("--no-retry", action="store_true",
+                   help="keep the cells that failed in an earlier run as they are (by "
+                   "default they are computed again; diverged cells are results and kept)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-batch-seeds", action="store_true",
                    help="train every cell on its own (by default the cells that differ only "

@@ -40,9 +40,10 @@ built-in estimators that qualify set it.
 from __future__ import annotations
 
 import abc
+import contextlib
 import copy
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -87,8 +88,10 @@ class AbstractEstimator(abc.ABC):
         """Per-sample surrogate, shape ``(B,)``; its gradient estimates ``∇ E[f(x)]``."""
         space = self.space_of(params, space)
         if noise is None:
-            noise = self._noise(params, space, generator)
-        return self._surrogate(params, _checked_cost(f), noise, space)
+            return self._surrogate(params, _checked_cost(f),
+                                   self._noise(params, space, generator), space)
+        with self._given(params, noise, space, generator):
+            return self._surrogate(params, _checked_cost(f), noise, space)
 
     def sample(self, params: torch.Tensor, *, noise: torch.Tensor | None = None,
                space: Space | None = None,
@@ -97,8 +100,10 @@ class AbstractEstimator(abc.ABC):
         space = self.space_of(params, space)
         with torch.no_grad():
             if noise is None:
-                noise = self._noise(params, space, generator)
-            return self._sample(params.detach(), noise, space)
+                return self._sample(params.detach(), self._noise(params, space, generator),
+                                    space)
+            with self._given(params, noise, space, generator):
+                return self._sample(params.detach(), noise, space)
 
     def learn(  # noqa: B027 (a no-op by default: most estimators learn nothing)
             self, params: torch.Tensor, f: Cost, *, noise: torch.Tensor | None = None,
@@ -107,10 +112,39 @@ class AbstractEstimator(abc.ABC):
         for estimators without such state (``learns`` is False)."""
 
     # -- helpers available to every estimator --------------------------------------------------
+    @contextlib.contextmanager
+    def _given(self, params: torch.Tensor, noise: torch.Tensor, space: Space,
+               generator: torch.Generator | None) -> Iterator[None]:
+        """Checks on noise the caller passed: alone, one row per params row, and, if the
+        estimator fails on it, the shape it draws itself (else the error is not the
+        noise's and is raised as it is)."""
+        if generator is not None:
+            raise ValueError(f"{self.key}: pass noise= or generator=, not both")
+        rows = noise.shape[0] if isinstance(noise, torch.Tensor) and noise.dim() else None
+        if rows != params.shape[0]:
+            shape = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise)
+            raise ValueError(f"{self.key}: noise of shape {shape} does not fit params of "
+                             f"shape {tuple(params.shape)}: one noise row per params row; "
+                             "draw it with est.noise(params)")
+        try:
+            yield
+        except RuntimeError as exc:
+            own = self._noise(params.detach(), space,  # a throwaway generator
+                              torch.Generator(params.device).manual_seed(0))
+            if own is None or own.shape == noise.shape:
+                raise
+            raise ValueError(f"{self.key}: noise of shape {tuple(noise.shape)} does not fit "
+                             f"params of shape {tuple(params.shape)}, which take noise of "
+                             f"shape {tuple(own.shape)}; draw it with est.noise(params)"
+                             ) from exc
+
     def space_of(self, params: torch.Tensor, space: Space | None = None) -> Space:
         """The space ``params`` belong to; checks the shape against ``param_shape``."""
         if not isinstance(params, torch.Tensor):
             raise TypeError(f"{self.key}: params must be a torch.Tensor, got {type(params)}")
+        if not params.is_floating_point():
+            raise TypeError(f"{self.key}: params must be a floating-point tensor (a "
+                            f"generator's output), got dtype {params.dtype}")
         per_sample = tuple(params.shape[1:])
         if space is not None:
             self._check_supported(space)

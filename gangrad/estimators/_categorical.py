@@ -13,7 +13,6 @@ no in-place writes.
 from __future__ import annotations
 
 import torch
-from torch.distributions import OneHotCategorical
 
 __all__ = ["gumbel", "log_prob", "one_hot_argmax", "uniform_noise"]
 
@@ -39,7 +38,12 @@ def one_hot_argmax(scores: torch.Tensor) -> torch.Tensor:
 def log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``log p(x)`` of one-hot ``x (..., L, C)`` under independent categoricals: ``(...)``.
 
-    ``x`` may be a soft vector; then this is ``Σ_l Σ_c x_lc log p_lc`` (a cross-entropy).
+    The log-probability of each position's argmax symbol, as ``OneHotCategorical`` computes
+    it, written out so that non-finite logits (a diverged generator) give NaN rather than a
+    validation error: ``torch.distributions`` validates a ``Categorical`` built inside
+    ``OneHotCategorical`` even when asked not to.
     """
-    dist = OneHotCategorical(logits=logits, validate_args=False)
-    return dist.log_prob(x).sum(dim=-1)
+    idx = x.max(-1)[1].unsqueeze(-1)  # ... x L x 1
+    normalized = logits - logits.logsumexp(dim=-1, keepdim=True)
+    idx, normalized = torch.broadcast_tensors(idx, normalized)
+    return normalized.gather(-1, idx[..., :1]).squeeze(-1).sum(dim=-1)

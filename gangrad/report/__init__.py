@@ -61,7 +61,7 @@ def build_report(run: str, store: str | Path | None = None,
     """Write the report of ``run``; returns where it went and what is missing."""
     from gangrad.runner import Store, tidy
 
-    with Store(store) as db:
+    with Store(store, readonly=True) as db:
         info = db.run_info(run)
         cells = db.cells(run)
         run_data = RunData(tidy(db.metrics(run), cells), cells, db.samples(run))
@@ -74,7 +74,7 @@ def build_report(run: str, store: str | Path | None = None,
                     missing=missing, stored=len(cells),
                     expected=int(info.get("expected_cells") or len(cells)))
 
-    summary = summary_table(metrics)
+    summary = summary_table(metrics, cells)
     grads = grad_table(metrics)
     summary.to_csv(directory / "tables" / "summary.csv", index=False)
     grads.to_csv(directory / "tables" / "gradient_stats.csv", index=False)

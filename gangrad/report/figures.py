@@ -39,9 +39,11 @@ class RunData:
 
 
 def _total_grad(run: RunData, names: list[str]) -> pd.DataFrame:
-    """The gradient statistics ``names`` of the ``total`` layer."""
+    """The gradient statistics ``names`` of the ``total`` layer, where they are finite
+    (NaN: not measured, e.g. a cost with timing off; an infinite SNR has no point)."""
     m = run.metrics
-    return m[(m["kind"] == "grad") & (m["layer"] == "total") & m["name"].isin(names)]
+    return m[(m["kind"] == "grad") & (m["layer"] == "total") & m["name"].isin(names)
+             & np.isfinite(m["value"].astype(float))]
 
 
 def training_curves(run: RunData) -> Drawn:
@@ -189,11 +191,15 @@ def cost(run: RunData) -> Drawn:
     for ax, name in zip(axes, ("time_ms", "var_x_time"), strict=True):
         title = statistic(name).title
         sdf = g[g["name"] == name].copy()
+        if sdf.empty:
+            ax.set_axis_off()
+            ax.set_title(f"{title}: not measured", fontsize=10)
+            continue
         sdf["cell"] = sdf["task"] + " · " + sdf["label"]
         order = sdf.groupby("cell")["value"].median().sort_index().index
         sns.barplot(data=sdf, y="cell", x="value", order=order, ax=ax, errorbar=None,
                     color="C0" if name == "time_ms" else "C2")
-        if statistic(name).log:
+        if statistic(name).log and (sdf["value"] > 0).any():
             ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("")

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = ["summary_view", "write_html", "write_markdown"]
 
+SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's headline metric "
+                "over the seeds that finished sound (mean, 95% t-interval); seeds that "
+                "diverged or failed are counted under outcome and never ranked on a value "
+                "from before the fault. 'tie' marks an interval that overlaps the best "
+                "one's. Gradient columns are at the last checkpoint.")
+
 
 def _fmt(v: object) -> str:
     if isinstance(v, float):
@@ -27,7 +33,9 @@ def _fmt(v: object) -> str:
 def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return summary
-    view = summary[["task", "rank", "estimator", "metric", "tie", "seeds"]].copy()
+    view = summary[["task", "rank", "estimator", "metric", "tie", "seeds", "outcome"]].copy()
+    view["rank"] = summary["rank"].map(lambda r: "–" if r != r else str(int(r)))
+    view["outcome"] = summary["outcome"].replace("", "ok")
     view["final value [95% CI]"] = summary.apply(
         lambda r: f"{_fmt(r['mean'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]", axis=1)
     view["direction"] = summary["higher_is_better"].map({True: "higher", False: "lower"})
@@ -50,9 +58,7 @@ def write_markdown(report: Report, header: str, missing_text: str, view: pd.Data
     if missing_text:
         lines += [f"**{missing_text}**", ""]
     lines += ["## Summary", "",
-              "Estimators ranked per task by the final value of the task's headline metric "
-              "(mean over seeds, 95% t-interval); `tie` marks an interval that overlaps the "
-              "best one's. Gradient columns are at the last checkpoint.", ""]
+              SUMMARY_NOTE, ""]
     lines += [_md_table(view) if not view.empty else "(no finished cells)", ""]
     if len(failed):
         lines += ["## Cells that did not finish cleanly", "", _md_table(failed),
@@ -120,10 +126,7 @@ def write_html(report: Report, header: str, missing_text: str, view: pd.DataFram
              f"<p>{html.escape(header)}</p>"]
     if missing_text:
         parts.append(f"<p class='warn'>{html.escape(missing_text)}</p>")
-    parts += ["<h2>Summary</h2><p>Estimators ranked per task by the final value of the task's "
-              "headline metric (mean over seeds, 95% t-interval); <em>tie</em> marks an "
-              "interval that overlaps the best one's. Gradient columns are at the last "
-              "checkpoint.</p>",
+    parts += [f"<h2>Summary</h2><p>{html.escape(SUMMARY_NOTE)}</p>",
               _html_table(view) if not view.empty else "<p>(no finished cells)</p>"]
     if len(failed):
         parts += ["<h2>Cells that did not finish cleanly</h2>", _html_table(failed)]

@@ -33,7 +33,7 @@ from gangrad import estimators
 from gangrad._provenance import git_commit
 from gangrad.runner.backends import Group, groups_of, local, ray
 from gangrad.runner.cell import TIMING_METRICS
-from gangrad.runner.store import Store
+from gangrad.runner.store import Store, StoreError, check_run_name
 from gangrad.runner.suite import (
     BUILTIN_SUITES,
     Cell,
@@ -43,8 +43,9 @@ from gangrad.runner.suite import (
     parse_suite,
 )
 
-__all__ = ["BUILTIN_SUITES", "TIMING_METRICS", "Cell", "Progress", "Store", "Suite",
-           "SuiteError", "Summary", "load", "load_suite", "parse_suite", "run_suite", "tidy"]
+__all__ = ["BUILTIN_SUITES", "TIMING_METRICS", "Cell", "Progress", "Store", "StoreError", "Suite",
+           "SuiteError", "Summary", "check_device", "check_run_name", "load", "load_suite",
+           "parse_suite", "run_suite", "tidy"]
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Summary:
     interrupted: bool = False
     wall_s: float = 0.0
     failures: list[str] = field(default_factory=list)
+    retried: int = 0  # failed cells of an earlier run, computed again
+    elsewhere: int = 0  # cells another live process has claimed
 
     @property
     def not_run(self) -> int:
@@ -68,6 +71,11 @@ class Summary:
         text = (f"run {self.run!r}: {self.ok} ok, {self.diverged} diverged, {self.failed} failed"
                 f", {self.skipped} already stored, {self.not_run} not run, of {self.total} cells "
                 f"in {self.wall_s:.1f}s -> {self.store}")
+        if self.retried:
+            text += f"\nretried {self.retried} cells that had failed before"
+        if self.elsewhere:
+            text += (f"\n{self.elsewhere} cells were being run by another process; run the "
+                     "same command once it has finished to pick up any it did not store")
         if self.interrupted:
             text += "\ninterrupted: finished cells are saved; run the same command to resume"
         return text
@@ -104,58 +112,106 @@ class Progress:
             self.stream.flush()
 
 
+def check_device(device: str | None) -> str:
+    """The device to run on (default: cuda when available), or ``ValueError`` before work."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
 def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
               run: str | None = None, workers: int = 1, backend: str = "local",
               address: str | None = None, fresh: bool = False, device: str | None = None,
-              progress: bool = True, batch_seeds: bool = True,
+              progress: bool = True, batch_seeds: bool = True, retry_failed: bool = True,
               on_cell: Callable[[Cell, dict[str, Any]], None] | None = None) -> Summary:
-    """Run every cell of ``suite`` not yet stored; returns the counts."""
+    """Run every cell of ``suite`` not yet stored; returns the counts.
+
+    Failed cells of an earlier run are computed again (``retry_failed=False`` keeps them);
+    diverged ones are results and are kept. Each cell is claimed in the store before it
+    is computed, so a second process on the same run takes other cells. A run whose
+    stored cells the suite no longer declares (the suite was edited) is refused: name a
+    new ``run`` or pass ``fresh=True``.
+    """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be local or ray, got {backend!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    if device and device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    run = run or suite.name
+    device = check_device(device)
+    run = check_run_name(run or suite.name)
     start = time.perf_counter()
     with Store(store) as db:
-        meta = {"gangrad": gangrad.__version__, "torch": torch.__version__,
-                "device": device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        _check_same_suite(db, run, suite, fresh)
+        meta = {"gangrad": gangrad.__version__, "torch": torch.__version__, "device": device,
                 "git_commit": git_commit()}
         db.start_run(run, suite.name, suite.text, len(suite.cells), meta, fresh=fresh)
-        finished = db.finished(run)
+        finished = db.finished(run, retry_failed)
         todo = [c for c in suite.cells if c.cell_id not in finished]
         summary = Summary(run=run, store=db.path, total=len(suite.cells),
-                          skipped=len(suite.cells) - len(todo))
-        bar = Progress(len(suite.cells), enabled=progress)
-        done = summary.skipped
-        bar.update(done, 0, 0)
-        groups = groups_of(todo, batch_seeds)
-        source = (local(groups, workers, device) if backend == "local"
-                  else ray(groups, address, device, workers))
+                          skipped=len(suite.cells) - len(todo),
+                          retried=len(db.cell_ids(run) & {c.cell_id for c in todo}))
         try:
-            for group, results, running in source:
-                if results is None:
-                    bar.update(done, running, summary.failed, f"running {_group_label(group)}")
-                    continue
-                for cell, result in zip(group, results, strict=True):
-                    db.add_cell(run, cell.cell_id, cell.config(), result, result["metrics"])
-                    done += 1
-                    status = result["status"]
-                    setattr(summary, status, getattr(summary, status) + 1)
-                    if status == "failed":
-                        summary.failures.append(
-                            f"{cell.label}: {result['error'].strip().splitlines()[-1]}")
-                    bar.update(done, running, summary.failed, f"{status}: {cell.label}")
-                    if on_cell is not None:
-                        on_cell(cell, result)
-        except KeyboardInterrupt:
-            summary.interrupted = True
+            _run_groups(db, run, groups_of(todo, batch_seeds), summary, workers, backend,
+                        address, device, progress, on_cell)
         finally:
-            bar.close()
+            db.release(run)
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def _check_same_suite(db: Store, run: str, suite: Suite, fresh: bool) -> None:
+    stale = db.cell_ids(run) - {c.cell_id for c in suite.cells}
+    if stale and not fresh:
+        raise ValueError(
+            f"run {run!r} in {db.path} holds {len(stale)} cells that suite {suite.name!r} no "
+            "longer declares (the suite was edited): pass --run NEW-NAME to start a new run "
+            "beside it, or --fresh to replace the stored one")
+
+
+def _run_groups(db: Store, run: str, groups: list[Group], summary: Summary, workers: int,
+                backend: str, address: str | None, device: str, progress: bool,
+                on_cell: Callable[[Cell, dict[str, Any]], None] | None) -> None:
+    """Compute the groups (each claimed first) and store each finished cell."""
+    bar = Progress(summary.total, enabled=progress)
+    done = summary.skipped
+    bar.update(done, 0, 0)
+
+    def admit(group: Group) -> Group:
+        got = set(db.claim(run, [c.cell_id for c in group]))
+        summary.elsewhere += len(group) - len(got)
+        return [c for c in group if c.cell_id in got]
+
+    source = (local(groups, workers, device, admit) if backend == "local"
+              else ray(groups, address, device, workers, admit))
+    try:
+        for group, results, running in source:
+            if results is None:
+                bar.update(done, running, summary.failed, f"running {_group_label(group)}")
+                continue
+            for cell, result in zip(group, results, strict=True):
+                db.add_cell(run, cell.cell_id, cell.config(), result, result["metrics"])
+                db.release(run, [cell.cell_id])
+                done += 1
+                status = result["status"]
+                setattr(summary, status, getattr(summary, status) + 1)
+                if status == "failed":
+                    summary.failures.append(
+                        f"{cell.label}: {result['error'].strip().splitlines()[-1]}")
+                bar.update(done, running, summary.failed, f"{status}: {cell.label}")
+                if on_cell is not None:
+                    on_cell(cell, result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
 
 
 def _group_label(group: Group) -> str:
@@ -191,7 +247,7 @@ def tidy(metrics: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 
 def load(run: str, store: str | Path | None = None) -> pd.DataFrame:
     """The run's tidy metrics: one row per cell × kind × step × layer × name, with the
-    cell's identity and its estimator's hyper-parameters as columns."""
-    with Store(store) as db:
+    cell's identity and its estimator's hyper-parameters as columns. Reads only."""
+    with Store(store, readonly=True) as db:
         db.run_info(run)
         return tidy(db.metrics(run), db.cells(run))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
@@ -45,12 +45,19 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def local(groups: list[Group], workers: int, device: str | None
-           ) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
-    """Yields ``(group, results, running cells)`` as jobs finish (``results`` None: just
-    started)."""
+Admit = Callable[[Group], Group]
+
+
+def _everything(group: Group) -> Group:
+    return group
+
+
+def local(groups: list[Group], workers: int, device: str | None, admit: Admit = _everything
+          ) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
+    """Worker processes (``workers``; in this process when 1). ``admit`` is asked just
+    before a group starts, and returns the part of it to compute (claimed cells)."""
     if workers <= 1:
-        for group in groups:
+        for group in filter(None, map(admit, groups)):
             yield group, None, len(group)
             yield group, run_cells([c.config() for c in group], device), 0
         return
@@ -62,9 +69,13 @@ def local(groups: list[Group], workers: int, device: str | None
     try:
         while queue or pending:
             while queue and len(pending) < workers:
-                group = queue.pop(0)
+                group = admit(queue.pop(0))
+                if not group:
+                    continue
                 pending[pool.submit(run_cells, [c.config() for c in group], device,
                                     threads)] = group
+            if not pending:
+                break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 group = pending.pop(fut)
@@ -75,8 +86,10 @@ def local(groups: list[Group], workers: int, device: str | None
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def ray(groups: list[Group], address: str | None, device: str | None,
-         workers: int) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
+def ray(groups: list[Group], address: str | None, device: str | None, workers: int,
+        admit: Admit = _everything) -> Iterator[tuple[Group, list[dict[str, Any]] | None, int]]:
+    """Tasks on a Ray cluster (``address``; a local Ray when None or "local"); every group
+    is admitted and submitted at once."""
     try:
         import ray as ray_mod
     except ImportError:
@@ -87,7 +100,8 @@ def ray(groups: list[Group], address: str | None, device: str | None,
         else:
             ray_mod.init(address=address, log_to_driver=False)
     remote = ray_mod.remote(num_cpus=1)(run_cells)
-    refs = {remote.remote([c.config() for c in g], device, 1): g for g in groups}
+    refs = {remote.remote([c.config() for c in g], device, 1): g
+            for g in filter(None, map(admit, groups))}
     try:
         while refs:
             ready, _ = ray_mod.wait(list(refs), num_returns=1)

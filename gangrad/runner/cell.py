@@ -5,8 +5,10 @@ one batched model (:func:`gangrad.train.train_seeds`), each cell's numbers those
 alone; gradient statistics come from a :class:`gangrad.measure.GradientProbe` per seed,
 the checkpoint callback of training. It does not raise for a failure of a cell itself: a
 run that diverges is reported as ``diverged`` with its step, one that raises as ``failed``
-with its traceback. Results are plain data (picklable, for worker processes and Ray),
-including the tidy metric rows the store writes.
+with its traceback. A batch of seeds that raises is run again seed by seed, so each
+seed's result is its own: the seeds that do not fail get exactly their lone runs. Results
+are plain data (picklable, for worker processes and Ray), including the tidy metric rows
+the store writes.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def run_cells(cells: list[dict[str, Any]], device: str | None = None,
         return results
     except Exception:
         error = traceback.format_exc()
+        if len(cells) > 1:  # the batch raised: each seed alone, its failure its own
+            return [run_cells([c], device, threads)[0] for c in cells]
         return [{**meta, "status": "failed", "diverged_at": None, "label": label,
-                 "error": error, "metrics": [], "wall_s": time.perf_counter() - start}
-                for _ in cells]
+                 "error": error, "metrics": [], "wall_s": time.perf_counter() - start}]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
+import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -29,7 +31,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["DEFAULT_STORE", "Store", "default_store_path"]
+from gangrad._registry import UnknownKeyError
+
+__all__ = ["DEFAULT_STORE", "Store", "StoreError", "check_run_name", "default_store_path"]
 
 DEFAULT_STORE = "runs/gangrad.sqlite"
 
@@ -52,7 +56,35 @@ CREATE TABLE IF NOT EXISTS samples (
     run TEXT, cell_id TEXT, step INTEGER, kind TEXT, shape TEXT, dtype TEXT, data BLOB,
     PRIMARY KEY (run, cell_id)
 );
+CREATE TABLE IF NOT EXISTS claims (
+    run TEXT, cell_id TEXT, host TEXT, pid INTEGER, claimed REAL,
+    PRIMARY KEY (run, cell_id)
+);
 """
+TABLES = ("runs", "cells", "metrics", "samples")
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class StoreError(ValueError):
+    """A store that cannot be opened, read or written as asked; the message says why."""
+
+
+def check_run_name(run: str) -> str:
+    """``run``, or ``ValueError``: run names become folder and file names."""
+    if not isinstance(run, str) or not RUN_NAME.fullmatch(run):
+        raise ValueError(f"run names are letters, digits, '.', '_' or '-' (not starting with "
+                         f"'.' or '-'), got {run!r}")
+    return run
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_store_path() -> Path:
@@ -60,12 +92,60 @@ def default_store_path() -> Path:
 
 
 class Store:
-    def __init__(self, path: str | Path | None = None) -> None:
+    """The results store at ``path``. ``readonly=True`` (every read command) never writes:
+    it refuses a missing store by name instead of creating one, and reads a store it may
+    not write. A file that is not a gangrad store gets one clear sentence
+    (:class:`StoreError`)."""
+
+    def __init__(self, path: str | Path | None = None, *, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self.readonly = readonly
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a results store file")
+        try:
+            self._db = self._open_readonly() if readonly else self._open_writable()
+            names = {r[0] for r in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a gangrad results store ({exc})") from None
+        if not set(TABLES) <= names:
+            self._db.close()
+            raise StoreError(f"{self.path} is an SQLite file but not a gangrad results store "
+                             f"(it lacks the tables {', '.join(sorted(set(TABLES) - names))})")
+
+    def _open_writable(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of the results store {self.path}: "
+                             f"{exc.strerror}") from None
+        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                db.executescript(SCHEMA)
+                db.execute("DELETE FROM claims WHERE 0")  # a write: refused if read-only
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "not a database" in str(exc):
+                raise
+            raise StoreError(f"cannot write the results store {self.path} ({exc}); a read-only "
+                             "store can still be read by runs, report and export") from None
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise StoreError(f"no results store at {self.path}; run a suite first "
+                             "(gangrad run quick) or name the store with --store")
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            # a store in a folder we may not write: WAL's index cannot be created there, so
+            # read it as it stands (nobody can be writing it from here)
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
     def close(self) -> None:
         self._db.close()
@@ -81,10 +161,8 @@ class Store:
                   meta: dict[str, str], fresh: bool = False) -> None:
         with self._db:
             if fresh:
-                self._db.execute("DELETE FROM metrics WHERE run = ?", (run,))
-                self._db.execute("DELETE FROM samples WHERE run = ?", (run,))
-                self._db.execute("DELETE FROM cells WHERE run = ?", (run,))
-                self._db.execute("DELETE FROM runs WHERE run = ?", (run,))
+                for table in (*TABLES, "claims"):
+                    self._db.execute(f"DELETE FROM {table} WHERE run = ?", (run,))
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run) DO UPDATE "
                 "SET suite_text = excluded.suite_text, expected_cells = excluded.expected_cells",
@@ -116,10 +194,54 @@ class Store:
                   else float(value))
                  for kind, step, layer, name, value in metrics))
 
+    def claim(self, run: str, cell_ids: list[str]) -> list[str]:
+        """Claim cells for this process before computing them; returns those it got. A
+        cell claimed by another live process on this host, or on another host, is left to
+        it; a claim whose process is gone (killed) is taken over; a finished cell is not
+        claimed."""
+        host, pid, got = platform.node(), os.getpid(), []
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            done = self.finished(run)
+            for cell_id in cell_ids:
+                if cell_id in done:
+                    continue
+                row = self._db.execute("SELECT host, pid FROM claims WHERE run = ? AND "
+                                       "cell_id = ?", (run, cell_id)).fetchone()
+                if row is not None and (row[0], row[1]) != (host, pid) and (
+                        row[0] != host or _alive(row[1])):
+                    continue
+                self._db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                                 (run, cell_id, host, pid, time.time()))
+                got.append(cell_id)
+        return got
+
+    def release(self, run: str, cell_ids: list[str] | None = None) -> None:
+        """Drop this process's claims on ``cell_ids`` (all of them when None)."""
+        host, pid = platform.node(), os.getpid()
+        with self._db:
+            if cell_ids is None:
+                self._db.execute("DELETE FROM claims WHERE run = ? AND host = ? AND pid = ?",
+                                 (run, host, pid))
+            else:
+                self._db.executemany(
+                    "DELETE FROM claims WHERE run = ? AND cell_id = ? AND host = ? AND pid = ?",
+                    [(run, c, host, pid) for c in cell_ids])
+
     # -- reading ----------------------------------------------------------------------------
-    def finished(self, run: str) -> set[str]:
-        rows = self._db.execute("SELECT cell_id FROM cells WHERE run = ?", (run,))
+    def finished(self, run: str, retry_failed: bool = True) -> set[str]:
+        """Cells that need no computing: ok and diverged ones (a divergence is a result),
+        and failed ones too unless ``retry_failed``."""
+        statuses = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
+        rows = self._db.execute(
+            f"SELECT cell_id FROM cells WHERE run = ? AND status IN "
+            f"({', '.join('?' * len(statuses))})", (run, *statuses))
         return {r[0] for r in rows}
+
+    def cell_ids(self, run: str) -> set[str]:
+        """Every stored cell of ``run``, whatever its status."""
+        return {r[0] for r in self._db.execute("SELECT cell_id FROM cells WHERE run = ?",
+                                                (run,))}
 
     def runs(self) -> pd.DataFrame:
         query = """
@@ -160,5 +282,5 @@ class Store:
         row = cur.fetchone()
         if row is None:
             known = ", ".join(self.runs()["run"]) or "none"
-            raise KeyError(f"no run {run!r} in {self.path}; runs: {known}")
+            raise UnknownKeyError(f"no run {run!r} in {self.path}; runs: {known}")
         return dict(zip([d[0] for d in cur.description], row, strict=True))

@@ -143,6 +143,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if not path.exists():
             raise SuiteError(name, [f"no such file, and not a built-in suite "
                                     f"({', '.join(BUILTIN_SUITES)})"])
+        if path.is_dir():
+            raise SuiteError(name, ["is a folder; give a suite file (.toml)"])
         text, source, stem = path.read_text(), str(path), path.stem
     return parse_suite(text, stem, source)
 
@@ -247,37 +249,42 @@ class _Validator:
         grad = {"at_steps": DEFAULT_AT_STEPS, **grad_all,
                 **self.section(entry.get("grad_stats", {}), f"grad_stats of {key}", GRAD_KEYS,
                                "gradient-statistics", after)}
-        try:
-            steps = TrainConfig(**train, device="cpu").resolved(task).steps
-        except (TypeError, ValueError) as exc:
-            self.bad(f"training settings for {key!r}: {exc}", key, after)
-            return []
+        config = TrainConfig(**train, device="cpu")
+        problems = config.problems(task)
+        for name, message in problems:  # training's own checks, each where it is set
+            self.bad(f"training setting {message}", name, after if name in entry.get(
+                "train", {}) else (_line(self.text, "[train]") or 1) - 1)
+        steps = None if problems else config.resolved(task).steps
         grad = self.grad_stats(grad, steps, key, after)
         specs = entry.get("estimators", [])
         if not isinstance(specs, list) or not specs:
             self.bad(f"task {key!r} lists no estimators", "estimators", after)
             return []
-        if grad is None:
+        grid = self.estimators(specs, task, after)
+        if grad is None or steps is None:
             return []
         return [Cell(key, dict(params), est_key, hyper, seed, dict(train), dict(grad))
-                for est_key, hyper in self.estimators(specs, task, after) for seed in seeds]
+                for est_key, hyper in grid for seed in seeds]
 
-    def grad_stats(self, grad: dict[str, Any], steps: int, key: str,
+    def grad_stats(self, grad: dict[str, Any], steps: int | None, key: str,
                    after: int) -> dict[str, Any] | None:
-        """A cell's gradient-statistics settings, checked by the engine's own rules."""
+        """A cell's gradient-statistics settings, checked by the engine's own rules
+        (``at_steps`` against ``steps`` once the training settings are valid)."""
         section = _line(self.text, "grad_stats") or 1
         at = grad["at_steps"]
+        top = steps if steps is not None else float("inf")
         ok = isinstance(at, list) and all(
-            (isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= steps) or s == "end"
+            (isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= top) or s == "end"
             for s in at)
         if not ok:
-            self.bad(f"grad_stats.at_steps for {key!r} must list steps in [0, {steps}] or "
-                     f"\"end\", got {at!r}", "at_steps", section - 1)
+            self.bad(f"grad_stats.at_steps for {key!r} must list steps in "
+                     f"[0, {steps if steps is not None else 'steps'}] or \"end\", got {at!r}",
+                     "at_steps", section - 1)
         settings = GradStatsConfig().updated(**{k: v for k, v in grad.items()
                                                   if k != "at_steps"})
         for name, message in settings.problems():
             self.bad(f"grad_stats.{message}", name, section - 1)
-        if not ok or settings.problems():
+        if not ok or settings.problems() or steps is None:
             return None
         return {"at_steps": sorted({steps if s == "end" else s for s in at}),
                 **settings.suite_values()}

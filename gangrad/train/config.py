@@ -43,7 +43,20 @@ class TrainConfig:
         return TrainConfig(**{**asdict(self), "schedules": dict(self.schedules), **changes})
 
     def resolved(self, task: AbstractTask) -> TrainConfig:
-        """A copy with every ``None`` filled from the task's defaults, validated."""
+        """A copy with every ``None`` filled from the task's defaults, validated:
+        ``ValueError`` naming every invalid setting."""
+        cfg = self._filled(task)
+        problems = cfg._problems()
+        if problems:
+            raise ValueError("train: " + "; ".join(message for _, message in problems))
+        return cfg
+
+    def problems(self, task: AbstractTask) -> list[tuple[str, str]]:
+        """Every invalid setting once the task's defaults are filled in, as
+        ``(name, message)``; empty when all are valid."""
+        return self._filled(task)._problems()
+
+    def _filled(self, task: AbstractTask) -> TrainConfig:
         defaults = {"steps": 2000, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1,
                     **task.training_defaults}
         values = asdict(self)
@@ -51,27 +64,46 @@ class TrainConfig:
         for key in ("steps", "batch_size", "lr_g", "lr_d", "d_steps"):
             if values[key] is None:
                 values[key] = defaults[key]
-        if values["eval_every"] is None:
-            values["eval_every"] = max(1, values["steps"] // 20)
+        steps = values["steps"]
+        if values["eval_every"] is None and isinstance(steps, int) and steps >= 1:
+            values["eval_every"] = max(1, steps // 20)
         if values["device"] is None:
             values["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        cfg = TrainConfig(**values)
-        integer("train", "steps", cfg.steps, minimum=1)
-        integer("train", "batch_size", cfg.batch_size, minimum=2)
-        integer("train", "d_steps", cfg.d_steps, minimum=0)
-        integer("train", "eval_every", cfg.eval_every, minimum=1)
-        integer("train", "eval_samples", cfg.eval_samples, minimum=2)
-        integer("train", "seed", cfg.seed, minimum=0)
-        positive("train", "lr_g", cfg.lr_g)
-        positive("train", "lr_d", cfg.lr_d)
-        for name in ("beta1", "beta2"):
-            value = getattr(cfg, name)
-            if not 0 <= value < 1:
-                raise ValueError(f"train: {name} must be in [0, 1), got {value}")
-        choice("train", "loss", cfg.loss, LOSSES)
-        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"train: device {cfg.device!r} requested but CUDA is not available")
-        return cfg
+        return TrainConfig(**values)
+
+    def _problems(self) -> list[tuple[str, str]]:
+        checks = [("steps", lambda v: integer("train", "steps", v, minimum=1)),
+                  ("batch_size", lambda v: integer("train", "batch_size", v, minimum=2)),
+                  ("d_steps", lambda v: integer("train", "d_steps", v, minimum=0)),
+                  ("eval_every", lambda v: integer("train", "eval_every", v, minimum=1)),
+                  ("eval_samples", lambda v: integer("train", "eval_samples", v, minimum=2)),
+                  ("seed", lambda v: integer("train", "seed", v, minimum=0)),
+                  ("lr_g", lambda v: positive("train", "lr_g", v)),
+                  ("lr_d", lambda v: positive("train", "lr_d", v)),
+                  ("beta1", lambda v: _beta("beta1", v)), ("beta2", lambda v: _beta("beta2", v)),
+                  ("loss", lambda v: choice("train", "loss", v, LOSSES)),
+                  ("device", _device)]
+        out = []
+        for name, check in checks:
+            if name == "eval_every" and self.eval_every is None:
+                continue  # follows from steps, which is reported
+            try:
+                check(getattr(self, name))
+            except ValueError as exc:
+                out.append((name, str(exc).removeprefix("train: ")))
+        return out
+
+
+def _beta(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def _device(device: object) -> None:
+    if not isinstance(device, str):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch import nn
 
 from gangrad.estimators import AbstractEstimator
 from gangrad.spaces import Discrete
@@ -18,7 +19,7 @@ from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, config_dict, prepare
 from gangrad.train.step import Diverged, TrainState, init_nets, train_step
 
-__all__ = ["SAMPLES_KEPT", "Run", "init_state", "param_kind", "train"]
+__all__ = ["SAMPLES_KEPT", "Run", "finite", "init_state", "param_kind", "train"]
 
 SAMPLES_KEPT = 256  # generated samples of the last evaluation kept in history.attrs
 
@@ -36,6 +37,11 @@ def init_state(task: AbstractTask, estimator: AbstractEstimator,
         rng=torch.Generator(device).manual_seed(cfg.seed),
         data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003),
     )
+
+
+def finite(*modules: nn.Module) -> bool:
+    """Whether every parameter of ``modules`` is finite."""
+    return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
 
 
 def param_kind(estimator: AbstractEstimator, task: AbstractTask) -> str:
@@ -78,20 +84,12 @@ class Run:
         row: dict[str, Any] = {"step": step, "elapsed_s": time.perf_counter() - start}
         try:
             if self.pending:
-                first = step - len(self.pending) + 1
-                for name in self.pending[0]:
-                    values = torch.stack([p[name] for p in self.pending]).float().cpu()
-                    bad = (~torch.isfinite(values)).nonzero()
-                    if len(bad):
-                        raise Diverged(first + int(bad[0]), name)
-                    row[name] = float(values.mean())
+                means = self._pending_means(step)
                 self.pending.clear()
+                row.update(means)
             metrics, x = self._evaluate()
         except Diverged as exc:
-            self.status, self.diverged_at = "diverged", exc.step
-            if self.progress is not None:
-                self.progress({**self.tag, "step": exc.step, "status": "diverged",
-                               "message": str(exc)})
+            self._diverge(exc)
             return
         row.update(metrics)
         self.samples = x[:SAMPLES_KEPT]
@@ -99,8 +97,41 @@ class Run:
         if self.progress is not None:
             self.progress({**self.tag, **row})
 
+    def _pending_means(self, step: int) -> dict[str, float]:
+        """Each pending loss's mean; :class:`Diverged` at the first non-finite one (the
+        pending losses are those of steps ``step - len(pending) + 1 .. step``)."""
+        first = step - len(self.pending) + 1
+        means, bad = {}, []
+        for name in self.pending[0]:
+            values = torch.stack([p[name] for p in self.pending]).float().cpu()
+            where = (~torch.isfinite(values)).nonzero()
+            if len(where):
+                bad.append((first + int(where[0]), name))
+            means[name] = float(values.mean())
+        if bad:
+            raise Diverged(*min(bad))
+        return means
+
+    def fail_step(self, step: int, error: BaseException) -> None:
+        """A step that raised on non-finite networks (e.g. NaN logits): the run diverged,
+        at its first non-finite pending loss if one came earlier, else at ``step``."""
+        try:
+            if self.pending:
+                self._pending_means(step - 1)
+            raise Diverged(step, f"the networks ({type(error).__name__})")
+        except Diverged as exc:
+            self._diverge(exc)
+
+    def _diverge(self, exc: Diverged) -> None:
+        self.status, self.diverged_at = "diverged", exc.step
+        if self.progress is not None:
+            self.progress({**self.tag, "step": exc.step, "status": "diverged",
+                           "message": str(exc)})
+
     def _evaluate(self) -> tuple[dict[str, float], torch.Tensor]:
         state, seed = self.state, self.cfg.seed + 11
+        if not finite(state.G):
+            raise Diverged(state.step, "a generator parameter")
         with torch.no_grad():
             x = state.estimator.sample(state.G(self.z_eval), space=self.task.space,
                                        generator=torch.Generator(self.z_eval.device)
@@ -170,7 +201,13 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
         if cfg.schedules:
             state.estimator = estimator.replace(
                 **{k: s(state.step) for k, s in cfg.schedules.items()})
-        run.pending.append(train_step(state, task, cfg))
+        try:
+            run.pending.append(train_step(state, task, cfg))
+        except Exception as exc:
+            if finite(state.G, state.D):
+                raise
+            run.fail_step(state.step + 1, exc)
+            break
         if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
             run.record(state.step, start)
         if run.ok and state.step in marks:

@@ -23,7 +23,7 @@ from torch import nn
 from gangrad.estimators import AbstractEstimator
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, prepare
-from gangrad.train.loop import Run, train
+from gangrad.train.loop import Run, finite, train
 from gangrad.train.stacked import Stack
 from gangrad.train.step import Seeds, TrainState, gan_step, init_nets
 
@@ -168,7 +168,35 @@ def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
         raise ValueError(f"train_seeds: cannot batch the seeds: {reason}")
     if reason is not None:
         return _one_by_one(task, estimator, cfg, seeds, progress, marks, on_checkpoint)
-    runs = [_seed_run(task, estimator, replace(cfg, seed=seed), progress) for seed in seeds]
+    return _batched(task, estimator, cfg, seeds, marks, _Once(progress, on_checkpoint))
+
+
+class _Once:
+    """The caller's callbacks, each ``(seed, step)`` delivered once: a batch that is
+    replayed without a diverged seed repeats, identically, what was already delivered."""
+
+    def __init__(self, progress, on_checkpoint) -> None:
+        self._progress, self._on_checkpoint = progress, on_checkpoint
+        self._rows: set[tuple[int, int]] = set()
+        self._checkpoints: set[tuple[int, int]] = set()
+
+    def progress(self, row: dict[str, Any]) -> None:
+        if self._progress is not None and (row["seed"], row["step"]) not in self._rows:
+            self._rows.add((row["seed"], row["step"]))
+            self._progress(row)
+
+    def checkpoint(self, seed: int, step: int, state: TrainState) -> None:
+        if (seed, step) not in self._checkpoints:
+            self._checkpoints.add((seed, step))
+            self._on_checkpoint(seed, step, state)
+
+
+def _batched(task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
+             seeds: list[int], marks: list[int], calls: _Once) -> list[pd.DataFrame]:
+    """The seeds as one batched model. A step that raises on a seed's non-finite networks
+    (e.g. NaN logits) ends that seed as diverged and replays the others without it."""
+    runs = [_seed_run(task, estimator, replace(cfg, seed=seed), calls.progress)
+            for seed in seeds]
     batch = StackedSeeds([run.state for run in runs], task, cfg)
     start = time.perf_counter()
 
@@ -180,7 +208,7 @@ def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
     def checkpoint(step: int) -> None:
         for run in runs:
             if run.ok:
-                on_checkpoint(run.cfg.seed, step, run.state)
+                calls.checkpoint(run.cfg.seed, step, run.state)
 
     record(0)
     if 0 in marks:
@@ -191,7 +219,19 @@ def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
             current = estimator.replace(**{k: s(step) for k, s in cfg.schedules.items()})
             for run in runs:
                 run.state.estimator = current
-        losses = gan_step(batch, current)
+        try:
+            losses = gan_step(batch, current)
+        except Exception as exc:
+            broken = [run for run in runs if not finite(run.state.G, run.state.D)]
+            if not broken:
+                raise
+            for run in broken:
+                if run.ok:
+                    run.fail_step(step + 1, exc)
+            healthy = [run.cfg.seed for run in runs if run.ok]
+            replayed = iter(_batched(task, estimator, cfg, healthy, marks, calls)
+                            if healthy else [])
+            return [next(replayed) if run.ok else run.history() for run in runs]
         step += 1
         for i, run in enumerate(runs):  # a diverged seed trains on (on NaN) but is not read
             if run.ok:
@@ -199,7 +239,8 @@ def train_seeds(task: AbstractTask | str, estimator: AbstractEstimator | str,
         if step % cfg.eval_every == 0 or step == cfg.steps:
             record(step)
         if step in marks:
-            if any(run.last_step not in (None, step) for run in runs):
-                record(step)
+            for run in runs:  # the losses up to a checkpoint are checked before it
+                if run.ok and run.last_step != step:
+                    run.record(step, start)
             checkpoint(step)
     return [run.history() for run in runs]
