@@ -41,7 +41,8 @@ def headline(rows: list[dict]) -> list[str]:
                    f"**{r['speedup']:.1f}× faster** | ≥ 1 |")
     for r in _find(rows, "test_seeds_speedup"):
         same = "identical histories" if r["same_histories"] else "histories differ"
-        out.append(f"| vectorized seeds ({r['device']}) | ring8, S={r['S']}, {r['steps']} "
+        what = r.get("task", "ring8") + (f", {r['estimator']}" if "estimator" in r else "")
+        out.append(f"| vectorized seeds ({r['device']}) | {what}, S={r['S']}, {r['steps']} "
                    f"steps: batched {r['batched_s']:.1f} s vs sequential "
                    f"{r['sequential_s']:.1f} s, {same} | **{r['speedup']:.2f}×** | "
                    f"≥ {r['target']} |")

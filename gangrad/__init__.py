@@ -10,8 +10,21 @@ __version__ = "0.1.0"
 __all__ = ["Continuous", "Discrete", "__version__", "estimators", "load", "spaces"]
 
 
-def load(run: str, store=None):
-    """A stored run's metrics as a tidy pandas DataFrame (see :mod:`gangrad.runner`)."""
+def load(run: str, store=None, table: str = "metrics"):
+    """A stored run as a pandas DataFrame: ``table="metrics"``, the tidy metrics (one row
+    per cell × kind × step × layer × name, see :mod:`gangrad.runner`); ``"summary"``, the
+    report's ranking per task with each estimator's paired comparison with the best
+    (:func:`gangrad.report.tables.summary_table`)."""
     from gangrad.runner import load as _load
 
-    return _load(run, store)
+    if table == "metrics":
+        return _load(run, store)
+    if table == "summary":
+        from gangrad.report.tables import summary_table
+        from gangrad.runner import Store, tidy
+
+        with Store(store, readonly=True) as db:
+            db.run_info(run)
+            cells = db.cells(run)
+            return summary_table(tidy(db.metrics(run), cells), cells)
+    raise ValueError(f"load: table must be metrics or summary, got {table!r}")

@@ -1,19 +1,32 @@
-"""Statistics across seeds, shared by reports and questions: intervals of a mean and the
-comparison of two groups. (Statistics of replicate gradients: :mod:`gangrad.measure`.)"""
+"""Statistics across seeds, shared by reports and questions: intervals of a mean, and
+comparisons of estimators that decide. (Statistics of replicate gradients:
+:mod:`gangrad.measure`.)
+
+Comparisons are paired: two estimators trained from the same seed share their initial D
+(and G where their heads agree), data and latents (:class:`gangrad.train.TrainState`), so
+their per-seed difference removes what the seeds have in common. A comparison is
+``better``/``worse`` (paired t-test, ``scipy.stats.ttest_1samp`` on the differences),
+``equivalent`` within the practical margin the task declares beside the metric (two
+one-sided tests), or ``undetermined`` with the seeds likely needed; comparisons against
+the best are Holm-adjusted.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.stats
 
-__all__ = ["compare", "fmt_ci", "mean_ci"]
+__all__ = ["Comparison", "compare", "compare_to_best", "fmt_ci", "holm", "mean_ci"]
 
 
-def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval across seeds (``nan`` half-width for one seed)."""
+def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95, low: float = -math.inf,
+            high: float = math.inf) -> tuple[float, float, float]:
+    """Mean and Student-t interval across seeds (``nan`` half-width for one seed), kept
+    inside the metric's range ``[low, high]``."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
@@ -22,7 +35,7 @@ def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float,
     if len(v) < 2:
         return m, math.nan, math.nan
     half = float(scipy.stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / len(v) ** 0.5)
-    return m, m - half, m + half
+    return m, max(m - half, low), min(m + half, high)
 
 
 def fmt_ci(m: float, lo: float, hi: float) -> str:
@@ -49,3 +62,101 @@ def compare(a, b, lower_is_better: bool, name_a: str, name_b: str,
         return "inconclusive", diff, lo, hi
     a_better = (hi < 0) if lower_is_better else (lo > 0)
     return (f"{name_a} better" if a_better else f"{name_b} better"), diff, lo, hi
+
+
+# -- paired comparisons across seeds --------------------------------------------------------
+@dataclass(frozen=True)
+class Comparison:
+    """One estimator against a reference one (the best) on their common seeds.
+
+    ``outcome`` reads from the first estimator's side: ``better`` or ``worse`` (the paired
+    difference is resolved), ``equivalent`` (within ``margin``, two one-sided tests), or
+    ``undetermined``; ``seeds_needed`` then estimates how many more common seeds would
+    likely decide it (80% power). ``p_difference`` and ``p_equivalence`` are
+    Holm-adjusted over the comparisons made together (:func:`compare_to_best`).
+    """
+
+    estimator: str
+    reference: str
+    outcome: str
+    difference: float  # mean of estimator − reference over the common seeds
+    lo: float
+    hi: float
+    seeds: int
+    p_difference: float
+    p_equivalence: float
+    seeds_needed: int | None
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (family-wise error; NaN kept as NaN).
+    scipy offers false-discovery control only."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if p == p)
+    adjusted = [math.nan] * len(p_values)
+    running, m = 0.0, len(order)
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def _paired(d: np.ndarray, margin: float) -> tuple[float, float, float, float, float]:
+    """Mean difference, its 95% interval, the paired t-test's p and the TOST p."""
+    n, mean = len(d), float(d.mean())
+    if n < 2:
+        return mean, -math.inf, math.inf, math.nan, math.nan
+    if float(d.std()) == 0.0:  # identical differences: the difference is exact
+        p_diff = 0.0 if mean != 0 else 1.0
+        p_eq = 0.0 if abs(mean) < margin else 1.0
+        return mean, mean, mean, p_diff, p_eq if margin == margin else math.nan
+    test = scipy.stats.ttest_1samp(d, 0.0)
+    ci = test.confidence_interval(0.95)
+    p_eq = math.nan
+    if margin == margin and margin > 0:  # two one-sided tests against ±margin
+        p_eq = max(float(scipy.stats.ttest_1samp(d, -margin, alternative="greater").pvalue),
+                   float(scipy.stats.ttest_1samp(d, margin, alternative="less").pvalue))
+    return mean, float(ci.low), float(ci.high), float(test.pvalue), p_eq
+
+
+def _seeds_needed(d: np.ndarray, margin: float, m: int) -> int | None:
+    """Common seeds likely to decide a comparison (80% power at the Holm level of ``m``
+    comparisons): the fewer of those that resolve the difference and those that show
+    equivalence, less the seeds used."""
+    n, mean, sd = len(d), abs(float(d.mean())), float(d.std(ddof=1)) if len(d) > 1 else math.nan
+    if not sd == sd or sd == 0:
+        return None
+    power = scipy.stats.norm.ppf(0.8)
+    needs = []
+    if mean > 0:
+        needs.append(((scipy.stats.norm.ppf(1 - 0.025 / m) + power) * sd / mean) ** 2)
+    if margin == margin and mean < margin:
+        needs.append(((scipy.stats.norm.ppf(1 - 0.05 / m) + power) * sd / (margin - mean)) ** 2)
+    return max(math.ceil(min(needs)) - n, 1) if needs else None
+
+
+def compare_to_best(values: dict[str, dict[int, float]], best: str, higher_is_better: bool,
+                    margin: float, level: float = 0.95) -> list[Comparison]:
+    """Each estimator of ``values`` (label -> {seed: value}) against ``best`` on their
+    common seeds: paired t-tests for a difference and two one-sided tests for
+    equivalence within ``margin``, Holm-adjusted over the comparisons."""
+    others = [label for label in values if label != best]
+    rows = []
+    for label in others:
+        common = sorted(set(values[label]) & set(values[best]))
+        d = np.array([values[label][s] - values[best][s] for s in common], dtype=float)
+        rows.append((label, d, *_paired(d, margin)) if len(d) else
+                    (label, d, math.nan, math.nan, math.nan, math.nan, math.nan))
+    p_diff = holm([r[5] for r in rows])
+    p_eq = holm([r[6] for r in rows])
+    alpha, m = 1 - level, max(len(rows), 1)
+    out = []
+    for (label, d, mean, lo, hi, _, _), pd_, pe in zip(rows, p_diff, p_eq, strict=True):
+        if pd_ == pd_ and pd_ < alpha:
+            ahead = mean > 0 if higher_is_better else mean < 0
+            outcome, needed = ("better" if ahead else "worse"), None
+        elif pe == pe and pe < alpha:
+            outcome, needed = "equivalent", None
+        else:
+            outcome, needed = "undetermined", _seeds_needed(d, margin, m) if len(d) else None
+        out.append(Comparison(label, best, outcome, mean, lo, hi, len(d), pd_, pe, needed))
+    return out

@@ -23,7 +23,6 @@ eval_samples = 200
 at_steps = [0, "end"]
 replicates = 8
 batch_size = 8
-bootstrap = 20
 timing_repeats = 2
 reference_replicates = 16
 [[tasks]]

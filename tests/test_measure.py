@@ -21,7 +21,7 @@ from gangrad.measure import (
 )
 from gangrad.train import generator_loss, train
 
-FAST = {"timing": False, "bootstrap": 100}
+FAST = {"timing": False}
 
 
 def _total(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,8 +109,7 @@ def test_checkpoints_along_training():
 
 
 def test_columns_and_cost():
-    df = gradient_stats("categorical", ["straight_through"], replicates=50, timing_repeats=3,
-                        bootstrap=50)
+    df = gradient_stats("categorical", ["straight_through"], replicates=50, timing_repeats=3)
     for col in ("estimator", "layer", "bias", "variance", "mse", "snr", "cosine", "reference",
                 "time_ms", "peak_mem_mb", "f_evals", "var_x_time", "sign_agreement"):
         assert col in df.columns
@@ -188,13 +187,13 @@ def test_grad_stats_config_has_one_set_of_defaults_and_checks():
     cfg = GradStatsConfig()
     assert GRAD == cfg  # the CLI's defaults are the function's
     assert cfg.validated() is cfg
-    bad = GradStatsConfig(replicates=1, bootstrap=5, loss="bogus", timing="yes", fresh_z=3,
+    bad = GradStatsConfig(replicates=1, batch_size=0, loss="bogus", timing="yes", fresh_z=3,
                           chunk_size=0)
     names = [name for name, _ in bad.problems()]
-    assert names == ["replicates", "bootstrap", "fresh_z", "timing", "loss", "chunk_size"]
-    with pytest.raises(ValueError, match=r"replicates.*bootstrap.*fresh_z"):
+    assert names == ["replicates", "batch_size", "fresh_z", "timing", "loss", "chunk_size"]
+    with pytest.raises(ValueError, match=r"replicates.*batch_size.*fresh_z"):
         bad.validated()
     with pytest.raises(ValueError, match=r"unknown setting.*replicatez"):
         cfg.updated(replicatez=3)
-    with pytest.raises(ValueError, match="bootstrap must be an integer >= 10"):
-        gradient_stats("categorical", ["straight_through"], bootstrap=5)
+    with pytest.raises(ValueError, match="replicates must be an integer >= 2"):
+        gradient_stats("categorical", ["straight_through"], replicates=1)

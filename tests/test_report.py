@@ -28,7 +28,7 @@ def test_report_files_and_tables(tiny_run):
             "samples"} <= set(report.figures)
     summary = pd.read_csv(report.directory / "tables" / "summary.csv")
     assert set(summary["task"]) == {"gaussian1d", "categorical"}
-    assert (summary.groupby("task")["tie"].apply(lambda t: (t == "best").sum()) == 1).all()
+    assert (summary.groupby("task")["outcome"].apply(lambda t: (t == "best").sum()) == 1).all()
     md = report.markdown.read_text()
     for name in report.figures:
         assert f"figures/{name}.png" in md
@@ -36,17 +36,48 @@ def test_report_files_and_tables(tiny_run):
     assert not report.missing
 
 
-def test_ranking_marks_ties_from_intervals():
-    rows = []
-    for label, values in (("a", [1.0, 1.1, 0.9]), ("b", [1.05, 1.2, 0.95]),
-                          ("c", [5.0, 5.1, 4.9])):
-        for seed, v in enumerate(values):
-            rows.append({"kind": "train", "task": "gaussian1d", "label": label, "seed": seed,
-                         "cell_id": f"{label}{seed}", "step": 10, "layer": "", "name": "w1",
-                         "value": v})
-    table = summary_table(pd.DataFrame(rows)).set_index("estimator")
-    assert table.loc["a", "tie"] == "best" and table.loc["b", "tie"] == "tie"
-    assert table.loc["c", "tie"] == "" and table.loc["c", "rank"] == 3
+def _rows(values: dict[str, list[float]], task="gaussian1d", name="w1") -> pd.DataFrame:
+    return pd.DataFrame([{"kind": "train", "task": task, "label": label, "seed": seed,
+                          "cell_id": f"{label}{seed}", "step": 10, "layer": "", "name": name,
+                          "value": v, "status": "ok"}
+                         for label, vs in values.items() for seed, v in enumerate(vs)])
+
+
+def test_comparisons_decide_better_equivalent_and_undetermined():
+    """Constructed per-seed values whose answer is known (w1, lower is better, margin
+    0.05): a clear gap, a tiny one within the margin, and one too noisy to tell."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(1.0, 0.3, 12)  # what the seeds share: paired comparisons remove it
+    table = summary_table(_rows({
+        "best": list(base),
+        "worse": list(base + 0.5 + rng.normal(0, 0.01, 12)),
+        "same": list(base + 0.001 + rng.normal(0, 0.005, 12)),
+        "noisy": list(base + 0.02 + rng.normal(0, 0.3, 12)),
+    })).set_index("estimator")
+    assert table.loc["best", "outcome"] == "best" and table.loc["best", "rank"] == 1
+    assert table.loc["worse", "outcome"] == "worse"
+    assert table.loc["worse", "vs_best_lo"] > 0.45
+    assert table.loc["same", "outcome"] == "equivalent"
+    assert table.loc["noisy", "outcome"].startswith("undetermined (about")
+    assert table.loc["noisy", "seeds_needed"] > 0
+    assert (table["ci_lo"] >= 0).all(), "w1 is never below 0"
+
+
+def test_paired_comparisons_decide_where_unpaired_intervals_overlap():
+    """Seeds shared by both estimators make their values correlated: the paired
+    difference resolves a gap the two separate intervals cannot."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(5.0, 1.0, 8)
+    table = summary_table(_rows({"a": list(base), "b": list(base - 0.3 + rng.normal(0, 0.05, 8))},
+                                task="ring8", name="modes")).set_index("estimator")
+    a, b = table.loc["a"], table.loc["b"]
+    assert a["outcome"] == "best" and b["outcome"] == "worse"
+    assert b["ci_lo"] <= a["ci_hi"], "the unpaired intervals overlap"
+
+
+def test_intervals_stay_inside_the_metric_range():
+    table = summary_table(_rows({"x": [0.0, 0.001, 0.02]}, task="categorical", name="kl"))
+    assert table["ci_lo"].iloc[0] == 0.0
 
 
 def test_partial_run_says_what_is_missing(tiny, tmp_path):
@@ -123,7 +154,7 @@ def test_sample_pictures_use_each_cells_task_parameters(tmp_path, monkeypatch):
 
     suite = tmp_path / "wide.toml"
     suite.write_text('name = "wide"\n[grad_stats]\nat_steps = [0]\nreplicates = 4\n'
-                     'batch_size = 4\nbootstrap = 10\ntiming = false\n'
+                     'batch_size = 4\ntiming = false\n'
                      'reference_replicates = 4\n[[tasks]]\nkey = "categorical"\n'
                      'params = { classes = 20 }\ntrain = { steps = 2, eval_every = 2, '
                      'eval_samples = 50 }\nestimators = ["straight_through"]\n')

@@ -233,7 +233,7 @@ def test_batched_seeds_store_what_cells_alone_store(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(("setting", "value"), [
-    ("bootstrap", 5), ("replicates", 1), ("batch_size", 0), ("timing_repeats", 0),
+    ("replicates", 1), ("batch_size", 0), ("timing_repeats", 0),
     ("reference_replicates", 1), ("loss", "bogus"), ("timing", "yes"), ("fresh_z", 3)])
 def test_suite_validation_is_the_engines(tiny, setting, value):
     """A [grad_stats] value the engine refuses is refused by suite validation, with the same
@@ -267,7 +267,7 @@ def _with_grad_setting(text: str, name: str, literal: str) -> str:
 
 def test_every_grad_stats_problem_in_one_pass(tiny):
     text = TINY
-    for name, literal in (("bootstrap", "5"), ("loss", '"x"'), ("timing", '"yes"')):
+    for name, literal in (("replicates", "1"), ("loss", '"x"'), ("timing", '"yes"')):
         text = _with_grad_setting(text, name, literal)
     tiny.write_text(text)
     with pytest.raises(SuiteError) as info:

@@ -67,7 +67,10 @@ def test_class_attributes(task):
     cls = type(task)
     assert task.name in KEYS and tasks.REGISTRY.get(task.name) is cls
     assert isinstance(cls.description, str) and cls.description
-    assert cls.metrics and all(isinstance(v, bool) for v in cls.metrics.values())
+    assert cls.metrics and all(isinstance(v, tasks.Metric) for v in cls.metrics.values())
+    for name in [*cls.metrics, *cls.generator_metrics]:  # a practical margin for comparisons
+        spec = cls.metric(name)
+        assert spec.margin > 0 and spec.low < spec.high
     assert cls.exact_reference is None or isinstance(cls.exact_reference, str)
     assert set(cls.training_defaults) == {"batch_size", "lr_g", "lr_d", "steps", "d_steps"}
     assert isinstance(task.space, Continuous | Discrete)

@@ -10,6 +10,7 @@ import torch
 
 from gangrad import estimators, tasks
 from gangrad.train import seed_batching, train, train_seeds
+from gangrad.train.seeds import per_seed_estimators
 from gangrad.train.stacked import Stack
 
 SEEDS = [0, 3, 5]
@@ -74,25 +75,39 @@ def test_checkpoints_see_each_seeds_networks():
             assert torch.equal(seen[seed, step], alone[step])
 
 
-def test_estimators_with_state_train_seed_by_seed_with_the_same_results():
-    est = estimators.create("rebar")
-    t = tasks.create("categorical")
-    assert "learns" in seed_batching(t, est)
-    histories = train_seeds(t, est, [1, 2], steps=6, eval_every=3, eval_samples=200,
-                            device="cpu")
-    alone = train(t, estimators.create("rebar"), seed=2, steps=6, eval_every=3,
-                  eval_samples=200, device="cpu")
-    assert _same(histories[1], alone)
+STATEFUL = [("binary_digits", "rebar", {}), ("categorical", "relax", {"hidden": 8}),
+            ("categorical", "score_function", {"baseline": "mean"}),
+            ("categorical", "score_function", {"baseline": "ema"})]
+
+
+@pytest.mark.parametrize(("task", "key", "hyper"), STATEFUL,
+                         ids=[f"{t}-{k}-{h.get('baseline', '')}" for t, k, h in STATEFUL])
+def test_stateful_estimators_batch_with_a_copy_per_seed(task, key, hyper):
+    """Control variates, EMA and batch-mean baselines keep one state and one batch per
+    seed: each seed's run is still its run alone, and the estimator given is untouched."""
+    est = estimators.create(key, **hyper)
+    t = tasks.create(task)
+    assert seed_batching(t, est) is None and per_seed_estimators(est)
+    kwargs = {"steps": 6, "eval_every": 3, "eval_samples": 200, "device": "cpu"}
+    before = copy.deepcopy(vars(est))
+    batched = train_seeds(t, est, [1, 2, 4], **kwargs)
+    for seed, history in zip([1, 2, 4], batched, strict=True):
+        alone = train(t, estimators.create(key, **hyper), seed=seed, **kwargs)
+        assert _same(history, alone), (key, seed)
+    assert repr(vars(est)) == repr(before)
+
+
+def test_networks_with_batch_norm_train_seed_by_seed(monkeypatch):
+    t = tasks.create("ring8")
+    real = t.make_discriminator
+
+    def with_batch_norm():
+        return torch.nn.Sequential(torch.nn.BatchNorm1d(2), real())
+
+    monkeypatch.setattr(t, "make_discriminator", with_batch_norm)
+    assert "batch norm" in seed_batching(t, estimators.create("pathwise"))
     with pytest.raises(ValueError, match="cannot batch"):
-        train_seeds(t, est, [1, 2], steps=2, device="cpu", batched=True)
-
-
-def test_row_coupled_baselines_are_not_batched():
-    t = tasks.create("categorical")
-    assert seed_batching(t, estimators.create("score_function", baseline="mean")) is not None
-    assert seed_batching(t, estimators.create("score_function", baseline="ema")) is not None
-    assert seed_batching(
-        t, estimators.create("score_function", baseline="mean", samples=2)) is None
+        train_seeds(t, "pathwise", [1, 2], steps=2, device="cpu", batched=True)
 
 
 def test_a_diverging_batch_reports_each_seed():

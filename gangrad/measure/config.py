@@ -16,7 +16,7 @@ __all__ = ["SUITE_KEYS", "GradStatsConfig"]
 # the settings a suite's [grad_stats] table may set (besides ``at_steps``); a cell records
 # them as part of its identity, ``loss`` only where the suite sets it (so the identities of
 # cells from suites without it do not change)
-SUITE_KEYS = ("replicates", "batch_size", "bootstrap", "timing", "timing_repeats",
+SUITE_KEYS = ("replicates", "batch_size", "timing", "timing_repeats",
               "reference_replicates", "fresh_z", "loss")
 _RECORDED_WHEN_SET = ("loss",)
 
@@ -33,7 +33,6 @@ class GradStatsConfig:
     - ``loss``: the generator loss through D, ``nonsaturating`` or ``minimax``;
     - ``reference_replicates``: estimates averaged into a Monte Carlo reference, where
       no exact one exists (≥ 2);
-    - ``bootstrap``: resamples for the bootstrap intervals (≥ 10);
     - ``timing``, ``timing_repeats``: measure the cost, from this many timed calls (≥ 1);
     - ``chunk_size``: replicates per ``vmap`` chunk (bounds memory; None: all at once);
     - ``reparam_log_scale``: the constant log-scale given to a head that has none.
@@ -45,7 +44,6 @@ class GradStatsConfig:
     fresh_z: bool = False
     loss: str = "nonsaturating"
     reference_replicates: int = 2000
-    bootstrap: int = 200
     timing: bool = True
     timing_repeats: int = 20
     chunk_size: int | None = None
@@ -55,7 +53,7 @@ class GradStatsConfig:
         """Every invalid setting, as ``(name, message)``; empty when all are valid."""
         out = []
         for name, minimum in (("replicates", 2), ("batch_size", 1), ("seed", 0),
-                              ("reference_replicates", 2), ("bootstrap", 10),
+                              ("reference_replicates", 2),
                               ("timing_repeats", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

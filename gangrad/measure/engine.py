@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,7 @@ from gangrad.measure.gradients import (
     Grads,
     deterministic_gradient,
     draw_noise,
+    paired_reference,
     reference_gradient,
     replicate_gradients,
 )
@@ -107,10 +109,31 @@ def _generator_for(est: AbstractEstimator, G: nn.Module, G_full: nn.Module | Non
     return tasks_mod.resize_head(G, shape, log_scale), _head_rows(task.space.shape[0])
 
 
+@dataclass
+class _Reference:
+    """The reference gradient, its standard error (a Monte Carlo one) and, on fresh z
+    batches, each batch's own exact reference (``paired``, ``(R, *shape)``)."""
+
+    grads: Grads
+    se: Grads | None
+    paired: Grads | None
+    name: str
+
+    def layer(self, members: list[str]) -> dict[str, Any]:
+        """The ``group_stats`` arguments for the parameters ``members``."""
+        out: dict[str, Any] = {"ref": torch.cat([self.grads[k].reshape(-1) for k in members])}
+        if self.se is not None:
+            out["ref_var"] = torch.cat([self.se[k].double().pow(2).reshape(-1)
+                                        for k in members])
+        if self.paired is not None:
+            R = self.paired[members[0]].shape[0]
+            out["paired_ref"] = torch.cat([self.paired[k].reshape(R, -1) for k in members], 1)
+        return out
+
+
 def _measure_one(task: AbstractTask, est: AbstractEstimator, G: nn.Module,
                  G_full: nn.Module | None, f, z: torch.Tensor, cfg: GradStatsConfig,
-                 rng: torch.Generator, ref: Grads, ref_se: Grads | None,
-                 ref_name: str) -> list[dict[str, Any]]:
+                 rng: torch.Generator, ref: _Reference) -> list[dict[str, Any]]:
     space, R = task.space, cfg.replicates
     G_e, project = _generator_for(est, G, G_full, task, cfg.reparam_log_scale)
     z_one = z if z.dim() == 2 else z[0]
@@ -124,17 +147,18 @@ def _measure_one(task: AbstractTask, est: AbstractEstimator, G: nn.Module,
     grads = project(grads)
 
     rows = []
-    names = list(ref)
+    names = list(ref.grads)
     layers: dict[str, list[str]] = {}
     for name in names:
         layers.setdefault(name.rsplit(".", 1)[0] if "." in name else name, []).append(name)
     for layer, members in {**layers, "total": names}.items():
         g = torch.cat([grads[k].reshape(R, -1) for k in members], dim=1)
-        r = torch.cat([ref[k].reshape(-1) for k in members])
-        se2 = sum(float(ref_se[k].double().pow(2).sum()) for k in members) if ref_se else 0.0
-        rows.append({"layer": layer, "params": g.shape[1], "reference": ref_name,
-                     "reference_se": math.sqrt(se2), "reference_norm": float(r.norm()),
-                     **group_stats(g, r, se2, n_resamples=cfg.bootstrap, seed=cfg.seed)})
+        args = ref.layer(members)
+        se2 = float(args["ref_var"].sum()) if "ref_var" in args else 0.0
+        rows.append({"layer": layer, "params": g.shape[1], "reference": ref.name,
+                     "reference_se": math.sqrt(se2),
+                     "reference_norm": float(args["ref"].norm()),
+                     **group_stats(g, args.pop("ref"), se2, **args)})
 
     cost = {"time_ms": math.nan, "time_iqr_ms": math.nan, "peak_mem_mb": math.nan}
     if cfg.timing:
@@ -195,12 +219,16 @@ def gradient_stats(task: AbstractTask | str, estimators: Iterable[EstimatorSpec]
     ref, ref_se, ref_name = reference_gradient(
         task, G, f, z, replicates=cfg.reference_replicates, generator=rng,
         chunk_size=cfg.chunk_size, expected=cfg.fresh_z)
+    paired = None
     if cfg.fresh_z:
         z = z.reshape(R, B, -1)
+        if ref_name.endswith("(pooled z)") and ref_se is None:
+            paired = paired_reference(task, G, f, z, cfg.chunk_size)
     rows = []
     for est in ests:
         say(f"step {step}: {est.label}")
-        for row in _measure_one(task, est, G, G_full, f, z, cfg, rng, ref, ref_se, ref_name):
+        for row in _measure_one(task, est, G, G_full, f, z, cfg, rng,
+                                _Reference(ref, ref_se, paired, ref_name)):
             rows.append({"task": task.name, "step": step, "estimator": est.label,
                          "key": est.key, **row, "replicates": R, "batch_size": B,
                          "fresh_z": cfg.fresh_z, "seed": cfg.seed, "device": dev.type})

@@ -30,7 +30,7 @@ from gangrad.spaces import Continuous
 from gangrad.tasks import AbstractTask
 
 __all__ = ["Grads", "deterministic_gradient", "draw_noise", "loop_gradients",
-           "reference_gradient", "replicate_gradients"]
+           "paired_reference", "reference_gradient", "replicate_gradients"]
 
 Grads = dict[str, torch.Tensor]
 
@@ -119,3 +119,25 @@ def reference_gradient(task: AbstractTask, G: nn.Module, f, z: torch.Tensor, *,
     mean = {k: v.mean(0) for k, v in reps.items()}
     se = {k: v.std(0) / math.sqrt(replicates) for k, v in reps.items()}
     return mean, se, f"unbiased average ({replicates} x score_function RLOO-8)" + suffix
+
+
+def paired_reference(task: AbstractTask, G: nn.Module, f, z: torch.Tensor,
+                     chunk_size: int | None = None) -> Grads | None:
+    """Each z batch's own exact reference, ``{name: (R, *shape)}`` for ``z (R, B, latent)``:
+    pathwise on continuous spaces, enumeration on small discrete ones; None where there is
+    no exact one per batch. Their mean is the pooled-z reference."""
+    space = task.space
+    if isinstance(space, Continuous):
+        def objective(x_params):
+            return f(x_params).mean()
+    elif space.outcomes <= exact.MAX_OUTCOMES:
+        def objective(x_params):
+            return exact.discrete_expectation(x_params, f).mean()
+    else:
+        return None
+    params = {k: v.detach() for k, v in G.named_parameters()}
+
+    def loss(p, z_r):
+        return objective(functional_call(G, p, (z_r,)))
+
+    return vmap(grad(loss), in_dims=(None, 0), chunk_size=chunk_size)(params, z)

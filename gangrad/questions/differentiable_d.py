@@ -80,7 +80,7 @@ class DifferentiableD(AbstractQuestion):
                     continue  # reparam needs G's own head; the rounded G has none
                 df = gradient_stats(task, [(key, hyper)], G=copy.deepcopy(g),
                                     D=copy.deepcopy(d), replicates=settings["replicates"],
-                                    batch_size=64, seed=seed, timing=False, bootstrap=200)
+                                    batch_size=64, seed=seed, timing=False)
                 t = df[df["layer"] == "total"].iloc[0]
                 rows.append({"setting": setting, "estimator": t["estimator"],
                              "reference": t["reference"], "reference_norm": t["reference_norm"],

@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 __all__ = ["summary_view", "write_html", "write_markdown"]
 
 SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's headline metric "
-                "over the seeds that finished sound (mean, 95% t-interval); seeds that "
-                "diverged or failed are counted under outcome and never ranked on a value "
-                "from before the fault. 'tie' marks an interval that overlaps the best "
-                "one's. Gradient columns are at the last checkpoint.")
+                "over the seeds that finished sound (mean, 95% t-interval inside the "
+                "metric's range); seeds that diverged or failed are counted and never "
+                "ranked on a value from before the fault. 'vs best' compares each estimator "
+                "with the best by paired differences over their common seeds (same initial "
+                "networks, data and latents): better or worse (paired t-test), equivalent "
+                "within the task's practical margin (two one-sided tests), or undetermined "
+                "with the seeds that would likely decide it; Holm-adjusted over the task's "
+                "comparisons. Gradient columns are at the last checkpoint.")
 
 
 def _fmt(v: object) -> str:
@@ -31,14 +35,20 @@ def _fmt(v: object) -> str:
 
 
 def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """The printed summary: rank, value with its interval, seeds, the comparison with the
+    best (outcome, paired difference with its interval) and the gradient columns."""
     if summary.empty:
         return summary
-    view = summary[["task", "rank", "estimator", "metric", "tie", "seeds", "outcome"]].copy()
-    view["rank"] = summary["rank"].map(lambda r: "–" if r != r else str(int(r)))
-    view["outcome"] = summary["outcome"].replace("", "ok")
+    view = summary[["task", "estimator", "metric"]].copy()
+    view.insert(1, "rank", summary["rank"].map(lambda r: "–" if r != r else str(int(r))))
     view["final value [95% CI]"] = summary.apply(
         lambda r: f"{_fmt(r['mean'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]", axis=1)
     view["direction"] = summary["higher_is_better"].map({True: "higher", False: "lower"})
+    view["seeds"] = summary.apply(lambda r: f"{r['seeds']}/{r['cells']}", axis=1)
+    view["vs best"] = summary["outcome"]
+    view["difference to best [95% CI]"] = summary.apply(
+        lambda r: "" if r["vs_best"] != r["vs_best"] else
+        f"{_fmt(r['vs_best'])} [{_fmt(r['vs_best_lo'])}, {_fmt(r['vs_best_hi'])}]", axis=1)
     for col, name in (("grad_bias", "grad bias"), ("grad_variance", "grad variance"),
                       ("grad_cosine", "cosine"), ("time_ms", "ms/estimate")):
         view[name] = summary[col].map(_fmt)
@@ -112,7 +122,7 @@ def _html_table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for _, r in df.iterrows():
-        cls = ' class="best"' if r.get("tie") == "best" else ""
+        cls = ' class="best"' if r.get("vs best") == "best" else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r)
                     + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

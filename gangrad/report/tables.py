@@ -1,5 +1,5 @@
-"""Tables of a run: final training quality per estimator with intervals, ranks and ties,
-and gradient statistics aggregated over seeds."""
+"""Tables of a run: final training quality per estimator with intervals, ranks and paired
+comparisons with the best, and gradient statistics aggregated over seeds."""
 
 from __future__ import annotations
 
@@ -10,58 +10,67 @@ import pandas as pd
 
 from gangrad import tasks
 from gangrad.measure import STATISTICS
-from gangrad.stats import mean_ci
+from gangrad.stats import compare_to_best, mean_ci
 
 __all__ = ["grad_table", "summary_table"]
 
 
 def _outcomes(metrics: pd.DataFrame, cells: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per cell: task, label, status (from the cells table where given: failed
-    cells store no metrics)."""
+    """One row per cell: task, label, seed, status (from the cells table where given:
+    failed cells store no metrics)."""
     source = cells if cells is not None else metrics
-    out = source[["cell_id", "task", "label"]].copy()
+    out = source[["cell_id", "task", "label", "seed"]].copy()
     out["status"] = source["status"] if "status" in source else "ok"
     return out.drop_duplicates("cell_id")
 
 
-def _outcome_note(counts: dict[str, int]) -> str:
-    total = sum(counts.values())
-    parts = [f"{what} in {counts[what]}/{total} seeds" for what in ("diverged", "failed")
-             if counts.get(what)]
-    return "; ".join(parts)
+def _faults(statuses: pd.Series) -> str:
+    counts, total = statuses.value_counts().to_dict(), len(statuses)
+    return "; ".join(f"{what} in {counts[what]}/{total} seeds" for what in ("diverged", "failed")
+                     if counts.get(what))
+
+
+def _final_values(metrics: pd.DataFrame, ok: set[str], task_key: str,
+                  name: str) -> dict[str, dict[int, float]]:
+    """label -> {seed: the headline metric at the last evaluation} over sound cells."""
+    m = metrics[(metrics["kind"] == "train") & (metrics["task"] == task_key)
+                & (metrics["name"] == name) & metrics["cell_id"].isin(ok)]
+    last = m.loc[m.groupby("cell_id")["step"].idxmax()] if len(m) else m
+    values: dict[str, dict[int, float]] = {}
+    for rec in last.itertuples():
+        if math.isfinite(rec.value):
+            values.setdefault(rec.label, {})[int(rec.seed)] = float(rec.value)
+    return values
 
 
 def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per task, each estimator's final value of the headline metric across the seeds that
-    finished sound (``ok``): a diverged or failed cell is never ranked on its last value
-    before the fault; ``seeds`` counts the sound ones, ``outcome`` says how many
-    diverged or failed. An estimator with no sound seed is listed last, unranked.
-
-    ``rank`` orders by the mean; ``tie`` marks estimators whose interval overlaps the
-    best one's (the data do not separate them from the best).
+    """Per task, each estimator's final headline metric over its sound seeds, ranked, and
+    compared with the best by paired differences over common seeds
+    (:func:`gangrad.stats.compare_to_best`): ``outcome`` is ``best``, ``worse``,
+    ``equivalent`` (within the task's margin), ``better`` or ``undetermined`` (with
+    ``seeds_needed``), after how many seeds diverged or failed. A diverged or failed cell
+    is never ranked on a value from before its fault; an estimator with no sound seed is
+    listed last, unranked. The best is the best mean among estimators none of whose seeds
+    failed or diverged (among all, if every one had a fault).
     """
     outcomes = _outcomes(metrics, cells)
-    ok_cells = set(outcomes.loc[outcomes["status"] == "ok", "cell_id"])
-    train = metrics[(metrics["kind"] == "train") & metrics["cell_id"].isin(ok_cells)]
+    ok = set(outcomes.loc[outcomes["status"] == "ok", "cell_id"])
     rows = []
-    for (task_key, label), odf in outcomes.groupby(["task", "label"], sort=True):
-        name, higher = tasks.headline_metric(task_key)
-        final = train[(train["task"] == task_key) & (train["label"] == label)
-                      & (train["name"] == name)]
-        last = final.loc[final.groupby("cell_id")["step"].idxmax()] if len(final) else final
-        g = metrics[(metrics["kind"] == "grad") & (metrics["task"] == task_key)
-                    & (metrics["layer"] == "total") & (metrics["label"] == label)]
-        g_end = g[g["step"] == g["step"].max()] if len(g) else g
-        m, lo, hi = mean_ci(last["value"])
-        rows.append({"task": task_key, "estimator": label, "metric": name,
-                     "higher_is_better": higher, "mean": m, "ci_lo": lo, "ci_hi": hi,
-                     "seeds": len(last), "outcome": _outcome_note(
-                         odf["status"].value_counts().to_dict()),
-                     "step": int(last["step"].max()) if len(last) else None,
-                     "grad_variance": g_end[g_end["name"] == "variance"]["value"].mean(),
-                     "grad_bias": g_end[g_end["name"] == "bias"]["value"].mean(),
-                     "grad_cosine": g_end[g_end["name"] == "cosine"]["value"].mean(),
-                     "time_ms": g_end[g_end["name"] == "time_ms"]["value"].median()})
+    for task_key, tout in outcomes.groupby("task", sort=True):
+        name, _ = tasks.headline_metric(task_key)
+        spec = tasks.REGISTRY.get(task_key).metric(name)
+        values = _final_values(metrics, ok, task_key, name)
+        faults = {label: _faults(ldf["status"]) for label, ldf in tout.groupby("label")}
+        means = {label: float(np.mean(list(v.values()))) for label, v in values.items()}
+        clean = [label for label in means if not faults[label]] or list(means)
+        pick = max if spec.higher_is_better else min
+        best = pick(clean, key=means.get) if clean else None
+        comparisons = ({c.estimator: c for c in compare_to_best(
+            values, best, spec.higher_is_better, spec.margin)} if best else {})
+        for label, ldf in tout.groupby("label"):
+            rows.append(_row(task_key, label, name, spec, values.get(label, {}), len(ldf),
+                             faults[label], best, comparisons.get(label),
+                             _gradient_columns(metrics, task_key, label)))
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -69,25 +78,44 @@ def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None) -> p
                      ignore_index=True)
 
 
+def _row(task_key, label, name, spec, values, total, fault, best, comparison, grads) -> dict:
+    m, lo, hi = mean_ci(list(values.values()), low=spec.low, high=spec.high)
+    if label == best:
+        outcome = "best"
+    elif comparison is None:
+        outcome = ""
+    elif comparison.outcome == "undetermined" and comparison.seeds_needed:
+        outcome = f"undetermined (about {comparison.seeds_needed} more seeds)"
+    else:
+        outcome = comparison.outcome
+    outcome = "; ".join(x for x in (fault, outcome) if x)
+    c = comparison
+    return {"task": task_key, "estimator": label, "metric": name,
+            "higher_is_better": spec.higher_is_better, "mean": m, "ci_lo": lo, "ci_hi": hi,
+            "seeds": len(values), "cells": total, "outcome": outcome,
+            "vs_best": c.difference if c else math.nan, "vs_best_lo": c.lo if c else math.nan,
+            "vs_best_hi": c.hi if c else math.nan, "p_holm": c.p_difference if c else math.nan,
+            "p_equivalence_holm": c.p_equivalence if c else math.nan,
+            "seeds_needed": c.seeds_needed if c else None, "margin": spec.margin, **grads}
+
+
+def _gradient_columns(metrics: pd.DataFrame, task_key: str, label: str) -> dict[str, float]:
+    g = metrics[(metrics["kind"] == "grad") & (metrics["task"] == task_key)
+                & (metrics["layer"] == "total") & (metrics["label"] == label)]
+    g_end = g[g["step"] == g["step"].max()] if len(g) else g
+
+    def stat(name: str, how: str = "mean") -> float:
+        return float(getattr(g_end[g_end["name"] == name]["value"], how)())
+
+    return {"grad_variance": stat("variance"), "grad_bias": stat("bias"),
+            "grad_cosine": stat("cosine"), "time_ms": stat("time_ms", "median")}
+
+
 def _rank(tdf: pd.DataFrame) -> pd.DataFrame:
     higher = bool(tdf["higher_is_better"].iloc[0])
     tdf = tdf.sort_values("mean", ascending=not higher, na_position="last")
     tdf = tdf.reset_index(drop=True)
-    ranked = tdf["seeds"] > 0
-    tdf["rank"] = np.where(ranked, np.arange(1, len(tdf) + 1), np.nan)
-    best = tdf.iloc[0]
-    lo_b, hi_b = best["ci_lo"], best["ci_hi"]
-    tie = []
-    for i, r in tdf.iterrows():
-        if not ranked[i]:
-            tie.append("")
-        elif i == 0:
-            tie.append("best")
-        elif any(math.isnan(v) for v in (r["ci_lo"], r["ci_hi"], lo_b, hi_b)):
-            tie.append("?")
-        else:
-            tie.append("tie" if r["ci_lo"] <= hi_b and lo_b <= r["ci_hi"] else "")
-    tdf["tie"] = tie
+    tdf["rank"] = np.where(tdf["seeds"] > 0, np.arange(1, len(tdf) + 1), np.nan)
     return tdf
 
 

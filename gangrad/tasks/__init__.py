@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from gangrad._registry import Registry
-from gangrad.tasks._base import AbstractTask
+from gangrad.tasks._base import AbstractTask, Metric
 from gangrad.tasks._nets import resize_head
 from gangrad.tasks.binary_digits import BinaryDigits
 from gangrad.tasks.categorical import Categorical
@@ -51,8 +51,9 @@ register = REGISTRY.register
 
 def headline_metric(name: str) -> tuple[str, bool]:
     """The task's headline metric (the first it declares) and whether higher is better."""
-    metric, higher = next(iter(REGISTRY.get(name).metrics.items()))
-    return metric, higher
+    cls = REGISTRY.get(name)
+    metric = next(iter(cls.metrics))
+    return metric, cls.metric(metric).higher_is_better
 
 __all__ = [
     "REGISTRY",
@@ -62,6 +63,7 @@ __all__ = [
     "Digits",
     "Gaussian1D",
     "Grid25",
+    "Metric",
     "OracleSeq",
     "Ring8",
     "available",

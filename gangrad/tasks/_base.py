@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,7 +13,18 @@ from torch import nn
 
 from gangrad.spaces import Continuous, Discrete
 
-__all__ = ["AbstractTask", "check_samples"]
+__all__ = ["AbstractTask", "Metric", "check_samples"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a task metric reads: its direction, the range of its values, and the practical
+    margin: two estimators whose values differ by less are equivalent for the task."""
+
+    higher_is_better: bool
+    margin: float = math.nan
+    low: float = -math.inf
+    high: float = math.inf
 
 
 class AbstractTask(abc.ABC):
@@ -20,7 +33,9 @@ class AbstractTask(abc.ABC):
     Constructor arguments are the task's hyper-parameters and are stored unchanged.
     Class attributes describe the task for listings and for the runner:
 
-    - ``metrics``: the keys ``evaluate`` returns, with ``higher_is_better`` per key.
+    - ``metrics``: the keys ``evaluate`` returns, each with its :class:`Metric` (direction,
+      range and the practical margin within which two values are equivalent; a plain
+      ``bool`` is read as the direction alone). The first is the task's headline metric.
     - ``generator_metrics``: the same for the keys ``evaluate_generator`` returns.
     - ``exact_reference``: how an exact reference gradient is computed, or ``None``.
     - ``training_defaults``: batch size, learning rates and steps that train this task well.
@@ -28,13 +43,19 @@ class AbstractTask(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    metrics: ClassVar[dict[str, bool]]  # metric -> higher is better
-    generator_metrics: ClassVar[dict[str, bool]] = {}
+    metrics: ClassVar[dict[str, Metric | bool]]
+    generator_metrics: ClassVar[dict[str, Metric | bool]] = {}
     exact_reference: ClassVar[str | None] = None
     training_defaults: ClassVar[dict[str, Any]] = {}
 
     space: Continuous | Discrete
     latent_dim: int
+
+    @classmethod
+    def metric(cls, name: str) -> Metric:
+        """The :class:`Metric` declared for ``name``."""
+        spec = {**cls.metrics, **cls.generator_metrics}[name]
+        return spec if isinstance(spec, Metric) else Metric(bool(spec))
 
     @abc.abstractmethod
     def sample_real(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -42,7 +42,7 @@ from torch import nn
 
 from gangrad import _validate
 from gangrad.tasks import _plots
-from gangrad.tasks._base import AbstractTask, check_samples
+from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import MLPDiscriminator, leaky_relu, mlp_generator
 
 __all__ = ["VERSION", "AbstractDigits", "DigitsClassifier", "cache_dir", "frechet_distance",
@@ -173,7 +173,9 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray,
 class AbstractDigits(AbstractTask):
     """Shared data, networks and metrics; subclasses convert samples to intensities."""
 
-    metrics = {"fd": False, "class_kl": False, "confidence": True}
+    metrics = {"fd": Metric(False, margin=1.0, low=0.0),
+               "class_kl": Metric(False, margin=0.02, low=0.0),
+               "confidence": Metric(True, margin=0.01, low=0.0, high=1.0)}
     exact_reference = None
     training_defaults = {"batch_size": 64, "lr_g": 1e-3, "lr_d": 1e-3, "steps": 5000,
                          "d_steps": 1}

@@ -41,7 +41,7 @@ from torch import nn
 from gangrad import _validate
 from gangrad.spaces import Continuous
 from gangrad.tasks import _plots
-from gangrad.tasks._base import AbstractTask, check_samples
+from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import MLPDiscriminator, leaky_relu, mlp_generator
 
 __all__ = ["AbstractMixture2D", "mode_metrics"]
@@ -74,7 +74,9 @@ def mode_metrics(x: torch.Tensor, centres: torch.Tensor, std: float) -> dict[str
 class AbstractMixture2D(AbstractTask):
     """A uniform mixture of ``N(centres[k], std²·I)``; subclasses set ``centres (K, 2)``."""
 
-    metrics = {"modes": True, "high_quality": True, "reverse_kl": False}
+    metrics = {"modes": Metric(True, margin=0.25, low=0.0),
+               "high_quality": Metric(True, margin=0.01, low=0.0, high=1.0),
+               "reverse_kl": Metric(False, margin=0.05, low=0.0)}
     exact_reference = None
 
     centres: torch.Tensor  # K x 2

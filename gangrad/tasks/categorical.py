@@ -35,7 +35,7 @@ from torch import nn
 from gangrad import _validate
 from gangrad.spaces import Discrete
 from gangrad.tasks import _plots
-from gangrad.tasks._base import AbstractTask, check_samples
+from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import MLPDiscriminator, check_param_shape, leaky_relu
 
 __all__ = ["Categorical", "ConstantGenerator"]
@@ -62,7 +62,8 @@ class Categorical(AbstractTask):
 
     name = "categorical"
     description = "one symbol out of K with Zipf probabilities p_k ∝ 1/(k+1)"
-    metrics = {"kl": False, "tv": False}
+    metrics = {"kl": Metric(False, margin=0.01, low=0.0),
+               "tv": Metric(False, margin=0.01, low=0.0, high=1.0)}
     exact_reference = "enumeration over the K outcomes"
     training_defaults = {"batch_size": 64, "lr_g": 1e-2, "lr_d": 1e-2, "steps": 1000,
                          "d_steps": 1}

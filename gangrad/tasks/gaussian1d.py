@@ -50,7 +50,7 @@ from gangrad import _validate
 from gangrad.exact import gauss_hermite
 from gangrad.spaces import Continuous
 from gangrad.tasks import _plots
-from gangrad.tasks._base import AbstractTask, check_samples
+from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import Generator
 
 __all__ = ["Gaussian1D", "wasserstein1_normal"]
@@ -96,7 +96,8 @@ class Gaussian1D(AbstractTask):
 
     name = "gaussian1d"
     description = "1-D Gaussian data, linear G, logistic D (the 'linear GAN')"
-    metrics = {"w1": False, "ks": False}
+    metrics = {"w1": Metric(False, margin=0.05, low=0.0),
+               "ks": Metric(False, margin=0.02, low=0.0, high=1.0)}
     exact_reference = "Gauss–Hermite quadrature over z (and the smoothing noise)"
     training_defaults = {"batch_size": 64, "lr_g": 1e-2, "lr_d": 1e-2, "steps": 2000,
                          "d_steps": 1}

@@ -47,7 +47,7 @@ from torch import nn
 from gangrad import _validate
 from gangrad.spaces import Discrete
 from gangrad.tasks import _plots
-from gangrad.tasks._base import AbstractTask, check_samples
+from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import leaky_relu, mlp_generator
 
 __all__ = ["OracleLSTM", "OracleSeq"]
@@ -121,8 +121,8 @@ class OracleSeq(AbstractTask):
 
     name = "oracle_seq"
     description = "SeqGAN's synthetic text: samples of a random oracle LSTM"
-    metrics = {"nll_oracle": False}
-    generator_metrics = {"nll_test": False}
+    metrics = {"nll_oracle": Metric(False, margin=0.05, low=0.0)}
+    generator_metrics = {"nll_test": Metric(False, margin=0.05, low=0.0)}
     exact_reference = None
     training_defaults = {"batch_size": 64, "lr_g": 1e-3, "lr_d": 1e-3, "steps": 3000,
                          "d_steps": 1}

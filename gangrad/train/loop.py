@@ -17,7 +17,7 @@ from gangrad.estimators import AbstractEstimator
 from gangrad.spaces import Discrete
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, config_dict, prepare
-from gangrad.train.step import Diverged, TrainState, init_nets, train_step
+from gangrad.train.step import Diverged, TrainState, train_step
 
 __all__ = ["SAMPLES_KEPT", "Run", "finite", "init_state", "param_kind", "train"]
 
@@ -26,17 +26,12 @@ SAMPLES_KEPT = 256  # generated samples of the last evaluation kept in history.a
 
 def init_state(task: AbstractTask, estimator: AbstractEstimator,
                cfg: TrainConfig) -> TrainState:
-    """Fresh G, D, optimisers and generators for a resolved config; seeded by ``cfg.seed``."""
-    device = torch.device(cfg.device)
-    G, D = init_nets(task, estimator, cfg.seed, device)
-    return TrainState(
-        G=G, D=D,
-        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
-        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
-        estimator=estimator,
-        rng=torch.Generator(device).manual_seed(cfg.seed),
-        data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003),
-    )
+    """Fresh G, D, optimisers and random streams for a resolved config, from ``cfg.seed``."""
+    state = TrainState.fresh(task, estimator, cfg.seed, torch.device(cfg.device))
+    betas = (cfg.beta1, cfg.beta2)
+    state.opt_g = torch.optim.Adam(state.G.parameters(), lr=cfg.lr_g, betas=betas)
+    state.opt_d = torch.optim.Adam(state.D.parameters(), lr=cfg.lr_d, betas=betas)
+    return state
 
 
 def finite(*modules: nn.Module) -> bool:
@@ -198,8 +193,8 @@ def train(task: AbstractTask | str, estimator: AbstractEstimator | str, *,
     if run.ok and 0 in marks:
         on_checkpoint(0, state)
     while run.ok and state.step < cfg.steps:
-        if cfg.schedules:
-            state.estimator = estimator.replace(
+        if cfg.schedules:  # the current estimator's learned state carries over
+            state.estimator = state.estimator.replace(
                 **{k: s(state.step) for k, s in cfg.schedules.items()})
         try:
             run.pending.append(train_step(state, task, cfg))

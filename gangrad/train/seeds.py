@@ -21,24 +21,22 @@ import torch
 from torch import nn
 
 from gangrad.estimators import AbstractEstimator
+from gangrad.losses import generator_loss as cost_through
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, prepare
 from gangrad.train.loop import Run, finite, train
 from gangrad.train.stacked import Stack
-from gangrad.train.step import Seeds, TrainState, gan_step, init_nets
+from gangrad.train.step import Seeds, TrainState, fakes, gan_step, init_nets
 
-__all__ = ["StackedSeeds", "seed_batching", "train_seeds"]
+__all__ = ["StackedSeeds", "per_seed_estimators", "seed_batching", "train_seeds"]
 
 _STATEFUL = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
 
 
 def seed_batching(task: AbstractTask, estimator: AbstractEstimator) -> str | None:
     """``None`` when :func:`train_seeds` can train the seeds of ``(task, estimator)`` as
-    one batched model; otherwise the reason it trains them one after another."""
-    if estimator.learns:
-        return f"estimator {estimator.key!r} learns state during use"
-    if not estimator.rows_independent:
-        return f"estimator {estimator!r} couples the rows of a batch"
+    one batched model; otherwise the reason it trains them one after another (networks
+    with buffers, dropout or batch norm)."""
     with torch.random.fork_rng(devices=[]):
         nets = init_nets(task, estimator, 0, torch.device("cpu"))
     for net, name in zip(nets, ("generator", "discriminator"), strict=True):
@@ -48,9 +46,22 @@ def seed_batching(task: AbstractTask, estimator: AbstractEstimator) -> str | Non
     return None
 
 
+def per_seed_estimators(estimator: AbstractEstimator) -> bool:
+    """Whether each seed needs its own copy of ``estimator`` in a batch: it learns state
+    during use (a control variate, an EMA baseline) or couples the rows of a batch (a
+    batch-mean baseline), so its rows are computed seed by seed."""
+    return estimator.learns or not estimator.rows_independent
+
+
 class StackedSeeds(Seeds):
     """S seeds' states behind one stacked G and D and one pair of optimisers; tensors
-    carry a leading seed dimension ``(S, N, ...)``."""
+    carry a leading seed dimension ``(S, N, ...)``.
+
+    An estimator whose rows are independent and which keeps no state sees every seed's
+    rows in one call; any other keeps a copy per seed (``TrainState.estimator``), called
+    on that seed's rows through that seed's D, so its state and its batch are the seed's
+    own — as in the seed's lone run.
+    """
 
     def __init__(self, states: list[TrainState], task: AbstractTask, cfg: TrainConfig) -> None:
         self.states, self.task, self.cfg = states, task, cfg
@@ -62,6 +73,11 @@ class StackedSeeds(Seeds):
         for st in states:
             st.opt_g, st.opt_d = self.opt_g, self.opt_d
         self._d_frozen = False
+        self._costs: list = []
+
+    @property
+    def shared(self) -> bool:
+        return not per_seed_estimators(self.states[0].estimator)
 
     def latents(self) -> torch.Tensor:
         return torch.stack([self.task.sample_latent(self.cfg.batch_size, generator=st.rng,
@@ -74,32 +90,60 @@ class StackedSeeds(Seeds):
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.D(x, frozen=self._d_frozen)
 
-    @contextlib.contextmanager
-    def frozen_discriminator(self) -> Iterator[None]:
-        self._d_frozen = True
-        try:
-            yield
-        finally:
-            self._d_frozen = False
-
-    def noise(self, estimator, params):
-        draws = [estimator.noise(params[s], space=self.task.space, generator=st.rng)
-                 for s, st in enumerate(self.states)]
-        return None if draws[0] is None else torch.cat(draws)
-
     def real(self, fake: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.task.sample_real(fake.shape[1], generator=st.data_rng)
                             for st in self.states]).to(self.device)
 
-    def flat(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(0, 1)
+    def _noise(self, params: torch.Tensor) -> list[torch.Tensor | None]:
+        return [st.estimator.noise(params[s], space=self.task.space, generator=st.noise_rng)
+                for s, st in enumerate(self.states)]
 
-    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
-        S = len(self.states)
-        return x.reshape(S, x.shape[0] // S, *x.shape[1:])
+    def fakes(self, params):
+        space, noise = self.task.space, self._noise(params)
+        if not self.shared:
+            return torch.stack([fakes(st.estimator, params[s], noise[s], space)
+                                for s, st in enumerate(self.states)])
+        flat = fakes(self.states[0].estimator, params.flatten(0, 1),
+                     None if noise[0] is None else torch.cat(noise), space)
+        return flat.reshape(len(self.states), -1, *flat.shape[1:])
 
-    def seed_mean(self, values: torch.Tensor) -> torch.Tensor:
-        return values.reshape(len(self.states), -1).mean(1)
+    def generator_loss(self, params):
+        space, S, noise = self.task.space, len(self.states), self._noise(params.detach())
+        if not self.shared:
+            self._costs = [cost_through(self.cfg.loss, st.D) for st in self.states]
+            return torch.stack([st.estimator.surrogate(params[s], f, noise=noise[s],
+                                                       space=space).mean()
+                                for s, (st, f) in enumerate(zip(self.states, self._costs,
+                                                                strict=True))])
+
+        def through_d(x: torch.Tensor) -> torch.Tensor:
+            return self.D(x.reshape(S, x.shape[0] // S, *x.shape[1:]),
+                          frozen=True).flatten(0, 1)
+
+        f = cost_through(self.cfg.loss, through_d)
+        values = self.states[0].estimator.surrogate(
+            params.flatten(0, 1), f, noise=None if noise[0] is None else torch.cat(noise),
+            space=space)
+        return values.reshape(S, -1).mean(1)
+
+    def learn(self, params):
+        for s, st in enumerate(self.states):
+            if st.estimator.learns:
+                st.estimator.learn(params[s], self._costs[s], space=self.task.space,
+                                   generator=st.noise_rng)
+
+    @contextlib.contextmanager
+    def frozen_discriminator(self) -> Iterator[None]:
+        self._d_frozen = True
+        own = [st.D for st in self.states] if not self.shared else []
+        for D in own:  # each seed's own D (views of the stack) carries its f
+            D.requires_grad_(False)
+        try:
+            yield
+        finally:
+            self._d_frozen = False
+            for D in own:
+                D.requires_grad_(True)
 
     def advance(self) -> None:
         for st in self.states:
@@ -129,13 +173,10 @@ def _one_by_one(task, estimator, cfg, seeds, progress, marks, on_checkpoint
 
 def _seed_run(task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
               progress: Callable[[dict[str, Any]], None] | None) -> Run:
-    """One seed's networks, generators and record; its optimiser is the batch's."""
-    device = torch.device(cfg.device)
-    G, D = init_nets(task, estimator, cfg.seed, device)
-    state = TrainState(G=G, D=D, opt_g=None, opt_d=None,  # type: ignore[arg-type]
-                       estimator=estimator,
-                       rng=torch.Generator(device).manual_seed(cfg.seed),
-                       data_rng=torch.Generator().manual_seed(cfg.seed + 1_000_003))
+    """One seed's networks, random streams, estimator and record; its optimisers are the
+    batch's. A stateful estimator is copied, so each seed starts from it as given."""
+    own = copy.deepcopy(estimator) if per_seed_estimators(estimator) else estimator
+    state = TrainState.fresh(task, own, cfg.seed, torch.device(cfg.device))
     return Run(task, estimator, cfg, state, progress, tag_seed=True)
 
 
@@ -213,14 +254,16 @@ def _batched(task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
     record(0)
     if 0 in marks:
         checkpoint(0)
-    step, current = 0, estimator
+    step = 0
     while step < cfg.steps and any(run.ok for run in runs):
-        if cfg.schedules:
-            current = estimator.replace(**{k: s(step) for k, s in cfg.schedules.items()})
+        if cfg.schedules:  # each seed's learned state carries over
+            values = {k: s(step) for k, s in cfg.schedules.items()}
+            current = estimator.replace(**values)
             for run in runs:
-                run.state.estimator = current
+                run.state.estimator = (run.state.estimator.replace(**values)
+                                       if per_seed_estimators(estimator) else current)
         try:
-            losses = gan_step(batch, current)
+            losses = gan_step(batch)
         except Exception as exc:
             broken = [run for run in runs if not finite(run.state.G, run.state.D)]
             if not broken:

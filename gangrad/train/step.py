@@ -28,8 +28,8 @@ from gangrad.spaces import Space
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig
 
-__all__ = ["Diverged", "OneSeed", "Seeds", "TrainState", "discriminator_step", "gan_step",
-           "init_nets", "train_step"]
+__all__ = ["Diverged", "OneSeed", "Seeds", "TrainState", "discriminator_step", "fakes",
+           "gan_step", "init_nets", "train_step"]
 
 
 class Diverged(RuntimeError):
@@ -42,16 +42,34 @@ class Diverged(RuntimeError):
 
 @dataclass
 class TrainState:
-    """Everything one seed's run carries from one iteration to the next."""
+    """Everything one seed's run carries from one iteration to the next.
+
+    Three random streams, each from the seed: latents (``rng``), the estimator's noise
+    (``noise_rng``) and real data (``data_rng``). With D and G initialised from the seed
+    too, two estimators trained from the same seed see the same initial D (and G, where
+    their heads agree), the same data and the same latents: comparisons across estimators
+    are paired.
+    """
 
     G: nn.Module
     D: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     estimator: AbstractEstimator
-    rng: torch.Generator  # latent and estimator noise, on the run's device
+    rng: torch.Generator  # latents, on the run's device
     data_rng: torch.Generator  # real samples (tasks draw them on the CPU)
+    noise_rng: torch.Generator  # the estimator's noise, on the run's device
     step: int = 0
+
+    @classmethod
+    def fresh(cls, task: AbstractTask, estimator: AbstractEstimator, seed: int,
+              device: torch.device, opt_g=None, opt_d=None) -> TrainState:
+        """Networks and random streams initialised from ``seed``."""
+        G, D = init_nets(task, estimator, seed, device)
+        return cls(G=G, D=D, opt_g=opt_g, opt_d=opt_d, estimator=estimator,
+                   rng=torch.Generator(device).manual_seed(seed),
+                   data_rng=torch.Generator().manual_seed(seed + 1_000_003),
+                   noise_rng=torch.Generator(device).manual_seed(seed + 2_000_003))
 
 
 def discriminator_step(D: nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor,
@@ -66,19 +84,45 @@ def discriminator_step(D: nn.Module, opt: torch.optim.Optimizer, real: torch.Ten
 
 def init_nets(task: AbstractTask, estimator: AbstractEstimator, seed: int,
               device: torch.device) -> tuple[nn.Module, nn.Module]:
-    """G (with the estimator's head) and D, initialised from ``seed``."""
+    """G (with the estimator's head) and D, each initialised from ``seed`` on its own, so
+    that D does not depend on the size of G's head."""
     torch.manual_seed(seed)
-    G = task.make_generator(estimator.param_shape(task.space)).to(device)
     D = task.make_discriminator().to(device)
+    torch.manual_seed(seed + 3_000_017)
+    G = task.make_generator(estimator.param_shape(task.space)).to(device)
     return G, D
 
 
-class Seeds(abc.ABC):
-    """What :func:`gan_step` needs from the seeds it updates together.
+class _Seen(Exception):
+    """Raised by the recording cost once it has seen the estimator's first input."""
 
-    Shapes: ``z`` and params carry the seeds' leading dimensions (none for one seed,
-    ``S`` for many); the estimator sees ``flat(params)``, every seed's rows in one batch.
-    """
+    def __init__(self, x: torch.Tensor) -> None:
+        super().__init__()
+        self.x = x
+
+
+def fakes(estimator: AbstractEstimator, params: torch.Tensor, noise: torch.Tensor | None,
+          space: Space) -> torch.Tensor:
+    """What ``f`` sees for ``params`` and ``noise`` (its first call's input), no gradient.
+    The estimator stops there: nothing after its first cost evaluation runs, so the
+    recording neither costs the rest of the estimate nor moves the estimator's state
+    (an EMA baseline)."""
+
+    def record(x: torch.Tensor) -> torch.Tensor:
+        raise _Seen(x.detach())
+
+    with torch.no_grad():
+        try:
+            estimator.surrogate(params, record, noise=noise, space=space)
+        except _Seen as seen:
+            return seen.x
+    raise RuntimeError(f"estimator {estimator.key!r} never called its cost f")
+
+
+class Seeds(abc.ABC):
+    """What :func:`gan_step` needs from the seeds it updates together: their networks,
+    random streams and estimators. Tensors carry the seeds' leading dimension (none for
+    one seed, ``S`` for many)."""
 
     task: AbstractTask
     cfg: TrainConfig
@@ -95,41 +139,37 @@ class Seeds(abc.ABC):
     def discriminate(self, x: torch.Tensor) -> torch.Tensor: ...
 
     @abc.abstractmethod
-    def frozen_discriminator(self) -> contextlib.AbstractContextManager[None]:
-        """Within it, :meth:`discriminate` passes no gradient to D's parameters."""
-
-    def learn(self, estimator: AbstractEstimator, params: torch.Tensor, f) -> None:
-        """Update an estimator's learned state from one G step (one seed only)."""
-        raise ValueError(f"estimator {estimator.key!r} learns state during use: its seeds "
-                         "train one after another")
-
-    @abc.abstractmethod
-    def noise(self, estimator: AbstractEstimator, params: torch.Tensor
-              ) -> torch.Tensor | None: ...
-
-    @abc.abstractmethod
     def real(self, fake: torch.Tensor) -> torch.Tensor: ...
 
     @abc.abstractmethod
-    def flat(self, x: torch.Tensor) -> torch.Tensor: ...
+    def fakes(self, params: torch.Tensor) -> torch.Tensor:
+        """What each seed's ``f`` sees for ``params``: the fakes D trains on."""
 
     @abc.abstractmethod
-    def per_seed(self, x: torch.Tensor) -> torch.Tensor: ...
+    def generator_loss(self, params: torch.Tensor) -> torch.Tensor:
+        """Each seed's surrogate mean through its frozen D, and it remembers the costs for
+        :meth:`learn`."""
 
     @abc.abstractmethod
-    def seed_mean(self, values: torch.Tensor) -> torch.Tensor: ...
+    def learn(self, params: torch.Tensor) -> None:
+        """Estimators that learn state update it once, on the same params and D."""
+
+    @abc.abstractmethod
+    def frozen_discriminator(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, D passes no gradient to its parameters."""
 
     @abc.abstractmethod
     def advance(self) -> None: ...
 
 
 class OneSeed(Seeds):
-    """One seed's plain modules, optimisers and generators (:class:`TrainState`)."""
+    """One seed's plain modules, optimisers, streams and estimator (:class:`TrainState`)."""
 
     def __init__(self, state: TrainState, task: AbstractTask, cfg: TrainConfig) -> None:
         self.state, self.task, self.cfg = state, task, cfg
         self.opt_g, self.opt_d = state.opt_g, state.opt_d
         self.device = torch.device(cfg.device)
+        self._f = None
 
     def latents(self) -> torch.Tensor:
         return self.task.sample_latent(self.cfg.batch_size, generator=self.state.rng,
@@ -141,6 +181,27 @@ class OneSeed(Seeds):
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.state.D(x)
 
+    def real(self, fake: torch.Tensor) -> torch.Tensor:
+        return self.task.sample_real(fake.shape[0], generator=self.state.data_rng).to(
+            self.device)
+
+    def _noise(self, params: torch.Tensor) -> torch.Tensor | None:
+        return self.state.estimator.noise(params, space=self.task.space,
+                                          generator=self.state.noise_rng)
+
+    def fakes(self, params):
+        return fakes(self.state.estimator, params, self._noise(params), self.task.space)
+
+    def generator_loss(self, params):
+        self._f = generator_loss(self.cfg.loss, self.state.D)
+        return self.state.estimator.surrogate(params, self._f, noise=self._noise(params.detach()),
+                                              space=self.task.space).mean()
+
+    def learn(self, params):
+        if self.state.estimator.learns:
+            self.state.estimator.learn(params, self._f, space=self.task.space,
+                                       generator=self.state.noise_rng)
+
     @contextlib.contextmanager
     def frozen_discriminator(self) -> Iterator[None]:
         self.state.D.requires_grad_(False)
@@ -149,44 +210,11 @@ class OneSeed(Seeds):
         finally:
             self.state.D.requires_grad_(True)
 
-    def learn(self, estimator, params, f):
-        estimator.learn(params, f, space=self.task.space, generator=self.state.rng)
-
-    def noise(self, estimator, params):
-        return estimator.noise(params, space=self.task.space, generator=self.state.rng)
-
-    def real(self, fake: torch.Tensor) -> torch.Tensor:
-        return self.task.sample_real(fake.shape[0], generator=self.state.data_rng).to(
-            self.device)
-
-    def flat(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def seed_mean(self, values: torch.Tensor) -> torch.Tensor:
-        return values.mean()
-
     def advance(self) -> None:
         self.state.step += 1
 
 
-def _fakes(estimator: AbstractEstimator, params: torch.Tensor, noise: torch.Tensor | None,
-           space: Space) -> torch.Tensor:
-    """What ``f`` sees for ``params`` and ``noise`` (the first call's input), no gradient."""
-    seen: list[torch.Tensor] = []
-
-    def record(x: torch.Tensor) -> torch.Tensor:
-        seen.append(x.detach())
-        return x.new_zeros(x.shape[0])
-
-    with torch.no_grad():
-        estimator.surrogate(params, record, noise=noise, space=space)
-    return seen[0]
-
-
-def gan_step(seeds: Seeds, estimator: AbstractEstimator) -> dict[str, torch.Tensor]:
+def gan_step(seeds: Seeds) -> dict[str, torch.Tensor]:
     """One iteration for every seed of ``seeds``: ``d_steps`` D updates, then one G update
     (D frozen), then, for an estimator that ``learns`` (e.g. REBAR's control variate), one
     update of its own state (:meth:`~gangrad.estimators.AbstractEstimator.learn`) on the
@@ -195,13 +223,10 @@ def gan_step(seeds: Seeds, estimator: AbstractEstimator) -> dict[str, torch.Tens
     Returns the losses per seed (0-d for one seed, ``(S,)`` for many), on the run's
     device: reading them would synchronize a GPU every step.
     """
-    space, cfg = seeds.task.space, seeds.cfg
     d_losses = []
-    for _ in range(cfg.d_steps):
+    for _ in range(seeds.cfg.d_steps):
         with torch.no_grad():
-            params = seeds.generate(seeds.latents())
-            noise = seeds.noise(estimator, params)
-        fake = seeds.per_seed(_fakes(estimator, seeds.flat(params), noise, space))
+            fake = seeds.fakes(seeds.generate(seeds.latents()))
         real = seeds.real(fake)
         d_loss = discriminator_loss(seeds.discriminate(real), seeds.discriminate(fake))
         seeds.opt_d.zero_grad(set_to_none=True)
@@ -211,15 +236,11 @@ def gan_step(seeds: Seeds, estimator: AbstractEstimator) -> dict[str, torch.Tens
 
     with seeds.frozen_discriminator():
         params = seeds.generate(seeds.latents())
-        noise = seeds.noise(estimator, params.detach())
-        f = generator_loss(cfg.loss, lambda x: seeds.flat(seeds.discriminate(seeds.per_seed(x))))
-        g_loss = seeds.seed_mean(estimator.surrogate(seeds.flat(params), f, noise=noise,
-                                                     space=space))
+        g_loss = seeds.generator_loss(params)
         seeds.opt_g.zero_grad(set_to_none=True)
         g_loss.sum().backward()
         seeds.opt_g.step()
-        if estimator.learns:
-            seeds.learn(estimator, params.detach(), f)
+        seeds.learn(params.detach())
     seeds.advance()
     losses = {"g_loss": g_loss.detach()}
     if d_losses:
@@ -230,4 +251,4 @@ def gan_step(seeds: Seeds, estimator: AbstractEstimator) -> dict[str, torch.Tens
 def train_step(state: TrainState, task: AbstractTask,
                cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """:func:`gan_step` for one seed's :class:`TrainState`, with its own estimator."""
-    return gan_step(OneSeed(state, task, cfg), state.estimator)
+    return gan_step(OneSeed(state, task, cfg))
