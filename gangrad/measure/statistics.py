@@ -274,53 +274,61 @@ def group_stats(g: torch.Tensor, ref: torch.Tensor, ref_se2: float = 0.0, *,
         ref_var = torch.full((P,), ref_se2 / P, dtype=torch.float64)
     m = _Moments.of(g)
     diag = m.centred.pow(2).sum(0) / (R - 1)  # per-coordinate variance, P
-    out: dict[str, float] = {}
-
-    # variance: tr Σ, a chi-square interval with Satterthwaite's degrees of freedom
-    out["variance"] = m.trace
-    if m.trace > 0 and m.trace_var > 0:
-        nu = 2 * m.trace**2 / m.trace_var
-        out["variance_lo"] = nu * m.trace / scipy.stats.chi2.ppf(0.975, nu)
-        out["variance_hi"] = nu * m.trace / scipy.stats.chi2.ppf(0.025, nu)
-    else:
-        out["variance_lo"] = out["variance_hi"] = m.trace
-
-    # bias: ‖E g − g*‖ without its noise floor
-    if paired_ref is not None:
+    if paired_ref is not None:  # the bias on g − g*_r, where the z-noise cancels
         md = _Moments.of(g - paired_ref)
         sq = _SquaredNorm.of(md.mean, md, None, md.centred.pow(2).sum(0) / (R - 1))
     else:
         sq = _SquaredNorm.of(m.mean - ref, m, ref_var, diag)
-    b2, b2_var = sq.value, sq.variance
-    out["bias"] = math.sqrt(max(b2, 0.0))
-    lo, hi = sq.interval()
-    out["bias_lo"], out["bias_hi"] = math.sqrt(lo), math.sqrt(hi)
-
+    out = {**_variance(m), **_bias(sq), **_snr(m, diag),
+           **_cosine(g, ref, ref_var, paired_ref, m.trace == 0),
+           **_sign_agreement(g, ref, ref_var, paired_ref, m.trace == 0)}
     # mse = tr Σ + bias²: tr Σ̂ is independent of ḡ for normal replicates
-    mse = m.trace + b2
-    out["mse"] = mse
-    out["mse_lo"], out["mse_hi"] = _normal(mse, m.trace_var + b2_var, 0.0)
+    out["mse"] = m.trace + sq.value
+    out["mse_lo"], out["mse_hi"] = _normal(out["mse"], m.trace_var + sq.variance, 0.0)
+    return {k: float(out[k]) for k in stored_names() if k in out}
 
-    # snr = ‖E g‖ / √tr Σ: ‖ḡ‖² without its noise floor (its interval as the bias's),
-    # over tr Σ̂, whose own uncertainty is added in quadrature (delta method)
-    if m.trace > 0:
-        norm2 = _SquaredNorm.of(m.mean, m, None, diag)
-        q = norm2.value / m.trace
-        n_lo, n_hi = norm2.interval()
-        spread = Z95 * max(q, 0.0) * math.sqrt(m.trace_var) / m.trace
-        lo = q - math.hypot((norm2.value - n_lo) / m.trace, spread)
-        hi = q + math.hypot((n_hi - norm2.value) / m.trace, spread)
-        out["snr"] = math.sqrt(max(q, 0.0))
-        out["snr_lo"], out["snr_hi"] = math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0))
-    else:
-        out["snr"] = out["snr_lo"] = out["snr_hi"] = math.inf
 
-    same = m.trace == 0
-    # cosine to g*: the reference's norm without its noise, its noise in the interval
+def _variance(m: _Moments) -> dict[str, float]:
+    """tr Σ, a chi-square interval with Satterthwaite's degrees of freedom."""
+    if m.trace > 0 and m.trace_var > 0:
+        nu = 2 * m.trace**2 / m.trace_var
+        return {"variance": m.trace,
+                "variance_lo": nu * m.trace / scipy.stats.chi2.ppf(0.975, nu),
+                "variance_hi": nu * m.trace / scipy.stats.chi2.ppf(0.025, nu)}
+    return {"variance": m.trace, "variance_lo": m.trace, "variance_hi": m.trace}
+
+
+def _bias(sq: _SquaredNorm) -> dict[str, float]:
+    """‖E g − g*‖ without its noise floor."""
+    lo, hi = sq.interval()
+    return {"bias": math.sqrt(max(sq.value, 0.0)), "bias_lo": math.sqrt(lo),
+            "bias_hi": math.sqrt(hi)}
+
+
+def _snr(m: _Moments, diag: torch.Tensor) -> dict[str, float]:
+    """‖E g‖/√tr Σ: ‖ḡ‖² without its noise floor (its interval as the bias's), over tr Σ̂,
+    whose own uncertainty is added in quadrature (delta method)."""
+    if m.trace <= 0:
+        return {"snr": math.inf, "snr_lo": math.inf, "snr_hi": math.inf}
+    norm2 = _SquaredNorm.of(m.mean, m, None, diag)
+    q = norm2.value / m.trace
+    n_lo, n_hi = norm2.interval()
+    spread = Z95 * max(q, 0.0) * math.sqrt(m.trace_var) / m.trace
+    lo = q - math.hypot((norm2.value - n_lo) / m.trace, spread)
+    hi = q + math.hypot((n_hi - norm2.value) / m.trace, spread)
+    return {"snr": math.sqrt(max(q, 0.0)), "snr_lo": math.sqrt(max(lo, 0.0)),
+            "snr_hi": math.sqrt(max(hi, 0.0))}
+
+
+def _cosine(g: torch.Tensor, ref: torch.Tensor, ref_var: torch.Tensor | None,
+            paired_ref: torch.Tensor | None, same: bool) -> dict[str, float]:
+    """E cos(g, g*): the reference's norm without its noise, its noise in the interval;
+    on fresh z batches against each replicate's own batch's exact gradient."""
+    R = g.shape[0]
     norms = g.norm(dim=1).clamp_min(1e-300)
-    ref_norm = math.sqrt(max(float(ref.pow(2).sum()) - (float(ref_var.sum()) if ref_var
-                                                        is not None else 0.0), 1e-300))
-    if paired_ref is not None:  # each replicate against its own batch's exact gradient
+    noise = float(ref_var.sum()) if ref_var is not None else 0.0
+    ref_norm = math.sqrt(max(float(ref.pow(2).sum()) - noise, 1e-300))
+    if paired_ref is not None:
         cos = torch.nn.functional.cosine_similarity(g, paired_ref, dim=1)
     else:
         cos = (g @ ref) / (norms * ref_norm)
@@ -330,22 +338,25 @@ def group_stats(g: torch.Tensor, ref: torch.Tensor, ref_se2: float = 0.0, *,
         unit = (g / norms[:, None]).mean(0)
         w = (unit - c * ref / ref.norm().clamp_min(1e-300)) / ref_norm
         c_var += float((w.pow(2) * ref_var).sum())
-    out["cosine"] = max(min(c, 1.0), -1.0)
+    value = max(min(c, 1.0), -1.0)
     exact = ref_var is None or paired_ref is not None
-    out["cosine_lo"], out["cosine_hi"] = (out["cosine"],) * 2 if same and exact \
-        else _normal(c, c_var, -1.0, 1.0, dof=R - 1)
+    lo, hi = (value, value) if same and exact else _normal(c, c_var, -1.0, 1.0, dof=R - 1)
+    return {"cosine": value, "cosine_lo": lo, "cosine_hi": hi}
 
-    # sign agreement with g* (each replicate's own g*_r on fresh z); with a noisy
-    # reference, on the coordinates whose sign it resolves (Bonferroni over P)
+
+def _sign_agreement(g: torch.Tensor, ref: torch.Tensor, ref_var: torch.Tensor | None,
+                    paired_ref: torch.Tensor | None, same: bool) -> dict[str, float]:
+    """The fraction of coordinates whose sign matches g*'s (each replicate's own g*_r on
+    fresh z); with a noisy reference, on the coordinates whose sign it resolves
+    (Bonferroni over P)."""
+    P = g.shape[1]
     keep = torch.ones(P, dtype=torch.bool)
-    if not exact:
-        z = scipy.stats.norm.ppf(1 - 0.025 / P)
-        keep = ref.abs() > z * ref_var.sqrt()
+    if ref_var is not None and paired_ref is None:
+        keep = ref.abs() > scipy.stats.norm.ppf(1 - 0.025 / P) * ref_var.sqrt()
+    if not keep.any():
+        return dict.fromkeys(("sign_agreement", "sign_agreement_lo", "sign_agreement_hi"),
+                             math.nan)
     signs = torch.sign(paired_ref if paired_ref is not None else ref.expand_as(g))
-    if keep.any():
-        agree = (torch.sign(g[:, keep]) == signs[:, keep]).double().mean(1)
-        out["sign_agreement"], out["sign_agreement_lo"], out["sign_agreement_hi"] = \
-            _proportion(agree, same)
-    else:
-        out["sign_agreement"] = out["sign_agreement_lo"] = out["sign_agreement_hi"] = math.nan
-    return {k: float(out[k]) for k in stored_names() if k in out}
+    agree = (torch.sign(g[:, keep]) == signs[:, keep]).double().mean(1)
+    value, lo, hi = _proportion(agree, same)
+    return {"sign_agreement": value, "sign_agreement_lo": lo, "sign_agreement_hi": hi}
