@@ -22,8 +22,9 @@ SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's hea
                 "with the best by paired differences over their common seeds (same initial "
                 "networks, data and latents): better or worse (paired t-test), equivalent "
                 "within the task's practical margin (two one-sided tests), or undetermined "
-                "with the seeds that would likely decide it; Holm-adjusted over the task's "
-                "comparisons. Gradient columns are at the last checkpoint.")
+                "with the seeds that would likely decide it; the decisions are Holm-adjusted "
+                "over the task's comparisons, the intervals of the differences are each "
+                "95% on its own. Gradient columns are at the last checkpoint.")
 
 
 def _fmt(v: object) -> str:
