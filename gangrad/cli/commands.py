@@ -231,7 +231,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if runs.empty:
             raise ValueError("no runs in the store; run a suite first (gangrad run quick)")
         run = str(runs["run"].iloc[-1])
-    writable_dir(args.out_dir, "--out-dir") if check_run_name(run) else None
+    check_run_name(run)
+    writable_dir(args.out_dir, "--out-dir")
     report = build_report(run, args.store, args.out_dir)
     if report.missing:
         print(f"note: {len(report.missing)} of {report.expected} cells are not stored yet; "
