@@ -6,7 +6,9 @@ import math
 import numbers
 from collections.abc import Iterable
 
-__all__ = ["choice", "integer", "known_fields", "positive", "unit_interval"]
+import torch
+
+__all__ = ["choice", "device", "integer", "known_fields", "positive", "unit_interval"]
 
 
 def _real(owner: str, name: str, value: object, allowed: str) -> float:
@@ -58,3 +60,19 @@ def known_fields(owner: str, names: Iterable[str], given: Iterable[str], kind: s
     if unknown:
         raise ValueError(f"{owner}: unknown {kind}(s) {', '.join(unknown)}; accepted: "
                          f"{', '.join(names)}")
+
+
+def device(owner: str, value: object) -> str:
+    """A device gangrad runs on: ``cpu``, ``cuda`` or ``cuda:N`` (CUDA present); ``None``
+    is CUDA when available, else the CPU."""
+    if value is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(value).type if isinstance(value, str) else None
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"{owner}: device must be cpu, cuda or cuda:N, got {value!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{owner}: device {value!r} requested but CUDA is not available")
+    return value

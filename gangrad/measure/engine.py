@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from gangrad import _validate
 from gangrad import estimators as estimators_mod
 from gangrad import tasks as tasks_mod
 from gangrad.estimators import AbstractEstimator
@@ -194,10 +195,7 @@ def gradient_stats(task: AbstractTask | str, estimators: Iterable[EstimatorSpec]
     cfg = (config or GradStatsConfig()).updated(**settings).validated()
     if (G is None) != (D is None):
         raise ValueError("gradient_stats: give both G and D, or neither")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"gradient_stats: device {device!r} requested but CUDA is not "
-                         "available")
+    dev = torch.device(_validate.device("gradient_stats", device))
     if G is None:
         torch.manual_seed(cfg.seed)
         G, D = task.make_generator(task.space.shape), task.make_discriminator()

@@ -121,12 +121,6 @@ def _normal(m: float, var: float, lo: float = -math.inf, hi: float = math.inf,
     return max(m - half, lo), min(m + half, hi)
 
 
-def _sqrt_interval(m2: float, var: float) -> tuple[float, float]:
-    """An interval for ``x ≥ 0`` from a normal one for ``x²`` (its lower end clipped at 0)."""
-    lo, hi = _normal(m2, var)
-    return math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0))
-
-
 @dataclass
 class _Moments:
     """Replicates ``g (R, P)``: mean, centred rows, tr Σ̂, tr(Σ²) and Var(tr Σ̂)."""

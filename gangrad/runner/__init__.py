@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 import gangrad
-from gangrad import estimators
+from gangrad import _validate, estimators
 from gangrad._provenance import git_commit
 from gangrad.runner.backends import Group, groups_of, local, ray
 from gangrad.runner.cell import TIMING_METRICS
@@ -114,17 +114,7 @@ class Progress:
 
 def check_device(device: str | None) -> str:
     """The device to run on (default: cuda when available), or ``ValueError`` before work."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        kind = None
-    if kind not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return device
+    return _validate.device("run", device)
 
 
 def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,

@@ -10,7 +10,7 @@ import torch
 
 from gangrad import estimators as estimators_mod
 from gangrad import tasks as tasks_mod
-from gangrad._validate import choice, integer, known_fields, positive
+from gangrad._validate import choice, device, integer, known_fields, positive
 from gangrad.estimators import AbstractEstimator
 from gangrad.losses import LOSSES
 from gangrad.schedules import Schedule
@@ -82,7 +82,7 @@ class TrainConfig:
                   ("lr_d", lambda v: positive("train", "lr_d", v)),
                   ("beta1", lambda v: _beta("beta1", v)), ("beta2", lambda v: _beta("beta2", v)),
                   ("loss", lambda v: choice("train", "loss", v, LOSSES)),
-                  ("device", _device)]
+                  ("device", lambda v: device("train", v))]
         out = []
         for name, check in checks:
             if name == "eval_every" and self.eval_every is None:
@@ -97,13 +97,6 @@ class TrainConfig:
 def _beta(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-
-
-def _device(device: object) -> None:
-    if not isinstance(device, str):
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
