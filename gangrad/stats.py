@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-__all__ = ["Comparison", "compare", "compare_to_best", "fmt_ci", "holm", "mean_ci"]
+__all__ = ["Comparison", "compare", "compare_paired", "compare_to_best", "fmt_ci", "holm",
+           "mean_ci"]
 
 
 def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95, low: float = -math.inf,
@@ -160,3 +161,16 @@ def compare_to_best(values: dict[str, dict[int, float]], best: str, higher_is_be
             outcome, needed = "undetermined", _seeds_needed(d, margin, m) if len(d) else None
         out.append(Comparison(label, best, outcome, mean, lo, hi, len(d), pd_, pe, needed))
     return out
+
+
+def compare_paired(a: dict[int, float], b: dict[int, float], higher_is_better: bool,
+                   margin: float, names: tuple[str, str] = ("a", "b"),
+                   level: float = 0.95) -> Comparison:
+    """``a`` against ``b`` (each seed -> value) on their common seeds: one paired
+    comparison (:func:`compare_to_best` with ``b`` as the reference), read from ``a``'s
+    side: ``better``/``worse``/``equivalent`` within ``margin``/``undetermined``."""
+    name_a, name_b = names
+    if name_a == name_b:
+        raise ValueError(f"compare_paired: the two names must differ, got {names}")
+    return compare_to_best({name_a: a, name_b: b}, name_b, higher_is_better, margin,
+                           level)[0]

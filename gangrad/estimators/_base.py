@@ -24,7 +24,9 @@ Estimators whose state is trained by an optimiser set ``learns = True`` and over
 nothing on a :meth:`frozen` copy.
 
 Subclasses set ``key``, ``space_types``, ``differentiable_f`` (does the gradient flow
-through ``f``?) and ``f_evaluations`` (calls of ``f`` per row), and implement ``_noise``,
+through ``f``?) and ``f_evaluations`` (calls of ``f`` per row; where the count depends on
+the space, e.g. one call per position and class, :meth:`evaluations` gives it for a space
+and ``f_evaluations`` is its value on a one-position binary space), and implement ``_noise``,
 ``_sample`` and ``_surrogate``; ``_param_shape`` defaults to the space's own shape.
 ``space_requirement`` describes the supported spaces in error messages where
 ``space_types`` alone does not (e.g. ``"binary Discrete(n, 2) spaces"``).
@@ -75,6 +77,12 @@ class AbstractEstimator(abc.ABC):
     def param_shape(self, space: Space) -> tuple[int, ...]:
         self._check_supported(space)
         return self._param_shape(space)
+
+    def evaluations(self, space: Space) -> float:
+        """Calls of ``f`` per row of params in ``space`` (the mean where it varies): the cost
+        that variance × evaluations charges. Default: ``f_evaluations``."""
+        self._check_supported(space)
+        return float(self.f_evaluations)
 
     def noise(self, params: torch.Tensor, *, space: Space | None = None,
               generator: torch.Generator | None = None) -> torch.Tensor | None:

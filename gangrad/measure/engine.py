@@ -172,7 +172,7 @@ def _measure_one(task: AbstractTask, est: AbstractEstimator, G: nn.Module,
         cost = {"time_ms": c.time_ms, "time_iqr_ms": c.time_iqr_ms, "peak_mem_mb": c.peak_mem_mb}
     for row in rows:
         row.update(cost)
-        row["f_evals"] = est.f_evaluations
+        row["f_evals"] = est.evaluations(task.space)
         row["var_x_time"] = row["variance"] * cost["time_ms"]
     return rows
 

@@ -64,11 +64,13 @@ def save(answer: Answer, out_dir: str | Path = "reports/questions") -> dict[str,
     answer.table.to_csv(paths["csv"], index=False)
     commit = git_commit()
     record = {"name": answer.name, "question": answer.question, "origin": answer.origin,
-              "verdict": answer.verdict, "numbers": answer.numbers, "caption": answer.caption,
-              "settings": answer.settings, "commit": commit}
+              "verdict": answer.verdict, "outcome": answer.outcome, "numbers": answer.numbers,
+              "caption": answer.caption, "settings": answer.settings,
+              "runtime_s": round(answer.runtime_s, 1), "commit": commit}
     paths["json"].write_text(json.dumps(record, indent=2, default=float) + "\n")
     paths["md"].write_text(
         f"# {answer.name}\n\n**Question.** {answer.question}\n\n*From:* {answer.origin}"
-        f"\n\n**Verdict.** {answer.verdict}\n\n![{answer.name}]({answer.name}.png)\n\n"
+        f"\n\n**Verdict** ({answer.outcome}). {answer.verdict}"
+        f"\n\n![{answer.name}]({answer.name}.png)\n\n"
         f"{answer.caption}\n\n*Computed by gangrad at commit {(commit or 'unknown')[:10]}.*\n")
     return paths

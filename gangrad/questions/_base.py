@@ -25,6 +25,7 @@ the answer's CSV. Statistics come from :mod:`gangrad.stats`, figures follow
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,6 +45,10 @@ class Verdict:
 
     text: str
     numbers: dict[str, Any]
+    #: the decision the verdict rests on: a comparison's outcome (``better``, ``worse``,
+    #: ``equivalent``, ``undetermined``, from :mod:`gangrad.stats`) or, where the question
+    #: checks theory rather than comparing two arms, ``agrees``/``disagrees`` with it
+    outcome: str = "undetermined"
 
 
 @dataclass
@@ -59,6 +64,8 @@ class Answer:
     caption: str
     settings: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    outcome: str = "undetermined"
+    runtime_s: float = float("nan")
 
 
 class AbstractQuestion(abc.ABC):
@@ -73,12 +80,14 @@ class AbstractQuestion(abc.ABC):
     def answer(self, full: bool = False, seed: int = 0) -> Answer:
         """Run the experiment (``full``: the GPU-sized one), analyse it, draw it."""
         settings = dict(self.full if full else self.quick)
+        start = time.perf_counter()
         data = self.experiment(settings, seed)
         verdict = self.analyse(data, settings)
         figure, caption = self.figure(data, settings)
         return Answer(self.name, self.question, verdict.text, verdict.numbers,
                       self.table(data), figure, caption,
-                      {"full": full, "seed": seed, **settings}, self.origin)
+                      {"full": full, "seed": seed, **settings}, self.origin, verdict.outcome,
+                      time.perf_counter() - start)
 
     def table(self, data: Data) -> pd.DataFrame:
         """The data saved beside the answer (``NAME.csv``): the frame, or the first one."""
