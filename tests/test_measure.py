@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -111,9 +112,15 @@ def test_checkpoints_along_training():
 def test_columns_and_cost():
     df = gradient_stats("categorical", ["straight_through"], replicates=50, timing_repeats=3)
     for col in ("estimator", "layer", "bias", "variance", "mse", "snr", "cosine", "reference",
-                "time_ms", "peak_mem_mb", "f_evals", "var_x_time", "sign_agreement"):
+                "time_ms", "peak_mem_mb", "f_evals", "var_x_time", "var_x_evals",
+                "sign_agreement"):
         assert col in df.columns
     assert (df["time_ms"] > 0).all()
+    assert (df["f_evals"] == 1).all()
+    assert np.allclose(df["var_x_evals"], df["variance"] * df["f_evals"])
+    arm = gradient_stats("binary_digits", ["arm"], replicates=20, timing=False)
+    assert (arm["f_evals"] == 2).all() and arm["time_ms"].isna().all()
+    assert np.allclose(arm["var_x_evals"], 2 * arm["variance"])
 
 
 def test_group_stats_on_known_distribution():

@@ -16,7 +16,7 @@ import pytest
 
 from gangrad import cli, questions
 from gangrad.report import build_report
-from gangrad.report.tables import summary_table
+from gangrad.report.tables import efficiency_table, grad_table, summary_table
 from gangrad.runner import load_suite, run_suite
 
 
@@ -34,6 +34,24 @@ def test_report_files_and_tables(tiny_run):
         assert f"figures/{name}.png" in md
         assert (report.directory / "figures" / f"{name}.png").stat().st_size > 1000
     assert not report.missing
+    grads = pd.read_csv(report.directory / "tables" / "gradient_stats.csv")
+    assert {"f_evals", "var_x_evals", "rank_var_x_evals", "rank_var_x_time"} <= set(grads)
+    assert "## Cost at equal budget" in md and "var × evals" in md
+
+
+def test_efficiency_ranks_variance_times_evaluations():
+    estimators = (("cheap-noisy", 1, 3.0, 1.0), ("costly-quiet", 4, 0.5, 8.0),
+                  ("exact", 1, 0.0, 2.0))
+    metrics = pd.DataFrame([
+        {"kind": "grad", "layer": "total", "task": "t", "label": e, "seed": seed, "step": step,
+         "name": name, "value": value}
+        for step in (0, 10) for seed in (0, 1) for e, n, v, ms in estimators
+        for name, value in (("f_evals", n), ("variance", v), ("var_x_evals", v * n),
+                            ("var_x_time", v * ms), ("time_ms", ms))])
+    eff = efficiency_table(grad_table(metrics))
+    assert list(eff["estimator"]) == ["exact", "costly-quiet", "cheap-noisy"]
+    assert list(eff["rank_var_x_evals"]) == [1, 2, 3]
+    assert list(eff["rank_var_x_time"]) == [1, 3, 2]  # at equal time the cheap one wins
 
 
 def _rows(values: dict[str, list[float]], task="gaussian1d", name="w1") -> pd.DataFrame:

@@ -21,8 +21,9 @@ Method
 * **Statistics** per layer (a module's weight and bias) and in total:
   :func:`gangrad.measure.group_stats`, declared in :data:`gangrad.measure.STATISTICS`.
 * **Cost**: :func:`gangrad.measure.measure_cost` of one ordinary estimate (forward,
-  surrogate, backward), ``f_evals`` per row, and ``var_x_time`` = variance × time (lower
-  is better: the variance left after spending equal time).
+  surrogate, backward), ``f_evals`` per row (:meth:`AbstractEstimator.evaluations`),
+  ``var_x_time`` = variance × time and ``var_x_evals`` = variance × ``f_evals`` (lower is
+  better: the variance left after spending equal time, or an equal number of f-calls).
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def _measure_one(task: AbstractTask, est: AbstractEstimator, G: nn.Module,
         row.update(cost)
         row["f_evals"] = est.evaluations(task.space)
         row["var_x_time"] = row["variance"] * cost["time_ms"]
+        row["var_x_evals"] = row["variance"] * row["f_evals"]
     return rows
 
 

@@ -89,6 +89,7 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("peak_mem_mb", "peak memory (MB)", timing=True),
     Statistic("f_evals", "f evaluations per row"),
     Statistic("var_x_time", "variance × time (lower is better)", timing=True, log=True),
+    Statistic("var_x_evals", "variance × f evaluations (lower is better)", log=True),
 )
 
 

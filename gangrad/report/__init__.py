@@ -20,8 +20,8 @@ import pandas as pd
 
 from gangrad.plotting import png_bytes
 from gangrad.report.figures import FIGURES, RunData
-from gangrad.report.render import summary_view, write_html, write_markdown
-from gangrad.report.tables import grad_table, summary_table
+from gangrad.report.render import efficiency_view, summary_view, write_html, write_markdown
+from gangrad.report.tables import efficiency_table, grad_table, summary_table
 
 __all__ = ["Report", "build_report"]
 
@@ -105,8 +105,9 @@ def build_report(run: str, store: str | Path | None = None,
 
     questions = _questions(Path(out_dir) / "questions")
     view = summary_view(summary)
-    write_markdown(report, header, missing_text, view, failed, figures, questions)
-    write_html(report, header, missing_text, view, failed, figures, questions)
+    efficiency = efficiency_view(efficiency_table(grads))
+    write_markdown(report, header, missing_text, view, failed, figures, questions, efficiency)
+    write_html(report, header, missing_text, view, failed, figures, questions, efficiency)
     (directory / "report.json").write_text(json.dumps(
         {"run": run, "stored": report.stored, "expected": report.expected,
          "missing": missing, "figures": report.figures}, indent=2) + "\n")

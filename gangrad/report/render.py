@@ -13,7 +13,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from gangrad.report import Report
 
-__all__ = ["summary_view", "write_html", "write_markdown"]
+__all__ = ["efficiency_view", "summary_view", "write_html", "write_markdown"]
 
 SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's headline metric "
                 "over the seeds that finished sound (mean, 95% t-interval inside the "
@@ -25,6 +25,30 @@ SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's hea
                 "with the seeds that would likely decide it; the decisions are Holm-adjusted "
                 "over the task's comparisons, the intervals of the differences are each "
                 "95% on its own. Gradient columns are at the last checkpoint.")
+
+
+EFFICIENCY_NOTE = ("Gradient estimators at equal cost, per task at its last checkpoint "
+                   "(mean over seeds): variance × f-evaluations is the variance left after "
+                   "spending the same number of calls of f (the discriminator), variance × "
+                   "time the variance left after the same time; lower is better, ranked by "
+                   "the first. Deterministic estimators have variance 0; biased ones "
+                   "(straight-through family, relaxations) are not made better by it: read "
+                   "the bias beside it.")
+
+
+def efficiency_view(eff: pd.DataFrame) -> pd.DataFrame:
+    """The printed cost-efficiency table: one row per task and estimator."""
+    if eff.empty:
+        return eff
+    view = eff[["task", "estimator"]].copy()
+    view["f evals/row"] = eff["f_evals"].map(_fmt)
+    view["variance"] = eff["variance"].map(_fmt)
+    view["var × evals"] = eff["var_x_evals"].map(_fmt)
+    view["rank (evals)"] = eff["rank_var_x_evals"].map(lambda r: "–" if r != r else str(int(r)))
+    view["var × ms"] = eff["var_x_time"].map(_fmt) if "var_x_time" in eff else "–"
+    view["rank (time)"] = (eff["rank_var_x_time"].map(lambda r: "–" if r != r else str(int(r)))
+                           if "rank_var_x_time" in eff else "–")
+    return view
 
 
 def _fmt(v: object) -> str:
@@ -64,13 +88,17 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def write_markdown(report: Report, header: str, missing_text: str, view: pd.DataFrame,
-                    failed: pd.DataFrame, figures, questions) -> None:
+                    failed: pd.DataFrame, figures, questions,
+                    efficiency: pd.DataFrame | None = None) -> None:
     lines = [f"# gangrad report: {report.run}", "", header, ""]
     if missing_text:
         lines += [f"**{missing_text}**", ""]
     lines += ["## Summary", "",
               SUMMARY_NOTE, ""]
     lines += [_md_table(view) if not view.empty else "(no finished cells)", ""]
+    if efficiency is not None and not efficiency.empty:
+        lines += ["## Cost at equal budget", "", EFFICIENCY_NOTE, "", _md_table(efficiency),
+                  ""]
     if len(failed):
         lines += ["## Cells that did not finish cleanly", "", _md_table(failed),
                   ""]
@@ -84,7 +112,8 @@ def write_markdown(report: Report, header: str, missing_text: str, view: pd.Data
         for q in questions:
             mode = "full" if q.get("settings", {}).get("full") else "quick"
             lines += [f"### {q['name']} ({mode})", "", f"*{q['question']}* ({q['origin']})", "",
-                      f"**Verdict.** {q['verdict']}", "",
+                      f"**Verdict** ({q.get('outcome', 'undetermined')}). {q['verdict']}",
+                      "",
                       f"![{q['name']}](../questions/{q['png'].name})", "", q["caption"], ""]
     lines += ["Tables: `tables/summary.csv`, `tables/gradient_stats.csv`, `tables/cells.csv`."]
     report.markdown.write_text("\n".join(lines) + "\n")
@@ -130,7 +159,8 @@ def _html_table(df: pd.DataFrame) -> str:
 
 
 def write_html(report: Report, header: str, missing_text: str, view: pd.DataFrame,
-                failed: pd.DataFrame, figures, questions) -> None:
+                failed: pd.DataFrame, figures, questions,
+                efficiency: pd.DataFrame | None = None) -> None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gangrad report: "
              f"{html.escape(report.run)}</title><style>{CSS}</style></head><body>",
              f"<h1>gangrad report: {html.escape(report.run)}</h1>",
@@ -139,6 +169,9 @@ def write_html(report: Report, header: str, missing_text: str, view: pd.DataFram
         parts.append(f"<p class='warn'>{html.escape(missing_text)}</p>")
     parts += [f"<h2>Summary</h2><p>{html.escape(SUMMARY_NOTE)}</p>",
               _html_table(view) if not view.empty else "<p>(no finished cells)</p>"]
+    if efficiency is not None and not efficiency.empty:
+        parts += [f"<h2>Cost at equal budget</h2><p>{html.escape(EFFICIENCY_NOTE)}</p>",
+                  _html_table(efficiency)]
     if len(failed):
         parts += ["<h2>Cells that did not finish cleanly</h2>", _html_table(failed)]
     for name, caption, data in figures:
@@ -155,7 +188,8 @@ def write_html(report: Report, header: str, missing_text: str, view: pd.DataFram
             parts.append(
                 f"<figure id='q-{html.escape(q['name'])}'><h3>{html.escape(q['name'])} ({mode})"
                 f"</h3><p><em>{html.escape(q['question'])}</em> ({html.escape(q['origin'])})</p>"
-                f"<p><strong>Verdict.</strong> {html.escape(q['verdict'])}</p>"
+                f"<p><strong>Verdict</strong> ({html.escape(q.get('outcome', 'undetermined'))})."
+                f" {html.escape(q['verdict'])}</p>"
                 f"<img alt='{html.escape(q['name'])}' src='data:image/png;base64,{b64}'>"
                 f"<figcaption>{html.escape(q['caption'])}</figcaption></figure>")
     parts.append(LOAD_CHECK)

@@ -12,7 +12,7 @@ from gangrad import tasks
 from gangrad.measure import STATISTICS
 from gangrad.stats import compare_to_best, mean_ci
 
-__all__ = ["grad_table", "summary_table"]
+__all__ = ["efficiency_table", "grad_table", "summary_table"]
 
 
 def _outcomes(metrics: pd.DataFrame, cells: pd.DataFrame | None) -> pd.DataFrame:
@@ -135,4 +135,21 @@ def grad_table(metrics: pd.DataFrame) -> pd.DataFrame:
                 m, lo, hi = mean_ci(sdf[col])
                 row[col], row[col + "_lo"], row[col + "_hi"] = m, lo, hi
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for col in ("var_x_evals", "var_x_time"):  # rank at equal f-calls and at equal time
+        if col in out:
+            out["rank_" + col] = out.groupby(["task", "step"])[col].rank(method="min")
+    return out
+
+
+def efficiency_table(grads: pd.DataFrame) -> pd.DataFrame:
+    """Per task, at its last checkpoint: each estimator's variance, ``f_evals``, variance
+    × f-evaluations and variance × time, ranked by variance × f-evaluations (ties by
+    variance × time). Deterministic estimators have variance 0 and rank first."""
+    if grads.empty or "var_x_evals" not in grads:
+        return pd.DataFrame()
+    last = grads[grads["step"] == grads.groupby("task")["step"].transform("max")]
+    cols = ["task", "estimator", "seeds", "f_evals", "variance", "var_x_evals",
+            "rank_var_x_evals", "var_x_time", "rank_var_x_time", "time_ms"]
+    last = last[[c for c in cols if c in last]]
+    return last.sort_values(["task", "rank_var_x_evals", "var_x_time"]).reset_index(drop=True)
