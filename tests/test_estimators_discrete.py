@@ -336,11 +336,19 @@ def test_f_evaluations_and_learns_flags():
     assert evals == {"pathwise": 1, "smoothing": 1, "reparam": 1, "score_function": 1,
                      "straight_through": 1, "gumbel_softmax": 1, "st_gumbel": 1,
                      "rebar": 3, "relax": 3, "arm": 2, "disarm": 2, "rao_blackwell_st": 1,
-                     "reinmax": 1}
+                     "reinmax": 1, "gst": 1, "zgr": 1, "decoupled_st": 1, "arms": 2,
+                     "measure_valued": 3, "indecater": 2, "double_cv": 2, "rodeo": 2,
+                     "arsm": 2}
     assert estimators.create("relax", rebar_term=False).f_evaluations == 1
     assert estimators.create("score_function", samples=4).f_evaluations == 4
-    assert {k for k in estimators.available() if estimators.create(k).learns} == {"rebar",
-                                                                                 "relax"}
+    # counts that grow with the space: one call per position and other class, per swap,
+    # per coordinate pair
+    assert estimators.create("indecater").evaluations(Discrete(6, 10)) == 1 + 6 * 9
+    assert estimators.create("arsm").evaluations(Discrete(2, 4)) == 1 + 4 * 3 / 2
+    assert estimators.create("measure_valued").evaluations(Continuous(5)) == 11
+    assert estimators.create("arm").evaluations(Discrete(64, 2)) == 2
+    assert {k for k in estimators.available() if estimators.create(k).learns} == {
+        "rebar", "relax", "double_cv", "rodeo"}
     est = estimators.create("st_gumbel")
     assert est.learn(torch.zeros(4, 2, 3), categorical_cost) is None
 

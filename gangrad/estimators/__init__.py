@@ -22,18 +22,27 @@ from typing import Any
 from gangrad._registry import Registry
 from gangrad.estimators._base import AbstractEstimator, Cost
 from gangrad.estimators.arm import ARM
+from gangrad.estimators.arms import ARMS
+from gangrad.estimators.arsm import ARSM
+from gangrad.estimators.decoupled_st import DecoupledST
 from gangrad.estimators.disarm import DisARM
+from gangrad.estimators.double_cv import DoubleCV
+from gangrad.estimators.gst import GST
 from gangrad.estimators.gumbel_softmax import GumbelSoftmax
+from gangrad.estimators.indecater import IndeCateR
+from gangrad.estimators.measure_valued import MeasureValued
 from gangrad.estimators.pathwise import Pathwise
 from gangrad.estimators.rao_blackwell_st import RaoBlackwellST
 from gangrad.estimators.rebar import REBAR
 from gangrad.estimators.reinmax import ReinMax
 from gangrad.estimators.relax import RELAX
 from gangrad.estimators.reparam import Reparam
+from gangrad.estimators.rodeo import RODEO
 from gangrad.estimators.score_function import ScoreFunction
 from gangrad.estimators.smoothing import Smoothing
 from gangrad.estimators.st_gumbel import STGumbel
 from gangrad.estimators.straight_through import StraightThrough
+from gangrad.estimators.zgr import ZGR
 from gangrad.spaces import Space
 
 _BUILTINS: dict[str, type[AbstractEstimator]] = {
@@ -50,6 +59,15 @@ _BUILTINS: dict[str, type[AbstractEstimator]] = {
     "relax": RELAX,
     "arm": ARM,
     "disarm": DisARM,
+    "gst": GST,
+    "zgr": ZGR,
+    "decoupled_st": DecoupledST,
+    "arms": ARMS,
+    "measure_valued": MeasureValued,
+    "indecater": IndeCateR,
+    "double_cv": DoubleCV,
+    "rodeo": RODEO,
+    "arsm": ARSM,
 }
 
 REGISTRY: Registry[AbstractEstimator] = Registry("estimator", _BUILTINS, "gangrad.estimators")
@@ -86,13 +104,22 @@ def supporting(space: Space) -> list[str]:
 
 __all__ = [
     "ARM",
+    "ARMS",
+    "ARSM",
+    "GST",
     "REBAR",
     "REGISTRY",
     "RELAX",
+    "RODEO",
+    "ZGR",
     "AbstractEstimator",
     "Cost",
+    "DecoupledST",
     "DisARM",
+    "DoubleCV",
     "GumbelSoftmax",
+    "IndeCateR",
+    "MeasureValued",
     "Pathwise",
     "RaoBlackwellST",
     "ReinMax",
