@@ -273,3 +273,56 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"  verdict: {answer.verdict}")
         print(f"  figure: {paths['png']} ({time.perf_counter() - start:.0f}s)\n", flush=True)
     return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    import traceback
+
+    from gangrad import reproductions
+
+    names = reproductions.available()
+    if args.list or (not args.names and not args.all):
+        rows = []
+        for name in names:
+            rep = reproductions.create(name)
+            rows.append({"reproduction": name, "title": rep.title, "source": rep.source})
+        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+            print(pd.DataFrame(rows).to_string(index=False))
+        return 0
+    chosen = names if args.all else args.names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ValueError(f"unknown reproduction(s) {', '.join(unknown)}; available: "
+                         f"{', '.join(names)}")
+    out = writable_dir(args.out, "--out")
+    mode = "full" if args.full else "quick"
+    failed = []
+    for name in chosen:
+        print(f"{name} ({mode}): {reproductions.create(name).title}", file=sys.stderr,
+              flush=True)
+        start = time.perf_counter()
+
+        def say(message: str, name: str = name, start: float = start) -> None:
+            print(f"  [{name} {time.perf_counter() - start:5.0f}s] {message}", file=sys.stderr,
+                  flush=True)
+
+        try:
+            rep = reproductions.reproduce(name, full=args.full, seed=args.seed, progress=say)
+        except Exception as exc:
+            if not args.all:
+                raise
+            traceback.print_exc(file=sys.stderr)
+            print(f"gangrad reproduce: {name} failed: {exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
+        paths = reproductions.save(rep, out)
+        print(f"{name}: {rep.summary}")
+        print(reproductions.rows_markdown(rep.rows))
+        print(f"  {paths['md']} ({time.perf_counter() - start:.0f}s)\n", flush=True)
+    if failed:
+        print(f"gangrad reproduce: {len(failed)} of {len(chosen)} failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0

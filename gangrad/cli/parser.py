@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
               gangrad runs; gangrad export quick --format csv
               gangrad report quick         reports/quick/index.html and report.md
               gangrad ask --list; gangrad ask smoothing-limit
+              gangrad reproduce --list; gangrad reproduce bernoulli-toy
             """),
     )
     parser.add_argument("--version", action="version", version=f"gangrad {__version__}")
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export(sub)
     _report(sub)
     _ask(sub)
+    _reproduce(sub)
     return parser
 
 
@@ -122,10 +124,11 @@ def _grad_stats(sub) -> None:
 
 def _run(sub) -> None:
     p = sub.add_parser("run", help="run a suite of cells into the results store",
-                       description="Run a built-in suite (quick, full) or a suite TOML file. "
+                       description="Run a built-in suite (quick; frontier, every discrete "
+                       "estimator at equal cost; full, for one GPU) or a suite TOML file. "
                        "Cells already stored for the run are skipped; Ctrl-C stops after "
                        "saving what finished.")
-    p.add_argument("suite", help="quick, full, or a path to a suite .toml")
+    p.add_argument("suite", help="quick, frontier, full, or a path to a suite .toml")
     p.add_argument("--store", help="SQLite file (default $GANGRAD_STORE or "
                    "runs/gangrad.sqlite)")
     p.add_argument("--run", help="run name in the store (default: the suite's name)")
@@ -183,3 +186,20 @@ def _ask(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="reports/questions")
     p.set_defaults(func=commands.cmd_ask)
+
+
+def _reproduce(sub) -> None:
+    p = sub.add_parser("reproduce", help="reproduce a published table side by side",
+                       description="Run a published protocol (quick: scaled for 2 CPU cores; "
+                       "--full: as published, one GPU), set each published number beside "
+                       "gangrad's measurement with its 95%% interval, and write NAME.json, "
+                       "NAME.md and NAME.png under reports/reproductions/.")
+    p.add_argument("names", nargs="*", help="reproduction names (see --list)")
+    p.add_argument("--list", action="store_true", help="list the reproductions")
+    p.add_argument("--all", action="store_true", help="run every reproduction; one that "
+                   "fails is reported, the others still run (exit status 1 if any failed)")
+    p.add_argument("--full", action="store_true", help="the published protocol (GPU-sized)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="reports/reproductions",
+                   help="output folder (default reports/reproductions)")
+    p.set_defaults(func=commands.cmd_reproduce)

@@ -104,10 +104,13 @@ def build_report(run: str, store: str | Path | None = None,
         missing_text = f"Incomplete: {len(missing)} cells not stored yet: {shown}."
 
     questions = _questions(Path(out_dir) / "questions")
+    reproductions = _questions(Path(out_dir) / "reproductions")
     view = summary_view(summary)
     efficiency = efficiency_view(efficiency_table(grads))
-    write_markdown(report, header, missing_text, view, failed, figures, questions, efficiency)
-    write_html(report, header, missing_text, view, failed, figures, questions, efficiency)
+    write_markdown(report, header, missing_text, view, failed, figures, questions, efficiency,
+                   reproductions)
+    write_html(report, header, missing_text, view, failed, figures, questions, efficiency,
+               reproductions)
     (directory / "report.json").write_text(json.dumps(
         {"run": run, "stored": report.stored, "expected": report.expected,
          "missing": missing, "figures": report.figures}, indent=2) + "\n")
@@ -115,7 +118,9 @@ def build_report(run: str, store: str | Path | None = None,
 
 
 def _questions(folder: Path) -> list[dict]:
-    """Answers written by ``gangrad ask`` beside the report (``questions/NAME.json``)."""
+    """Records saved beside the report with their figures: answers of ``gangrad ask``
+    (``questions/NAME.json``) and results of ``gangrad reproduce``
+    (``reproductions/NAME.json``)."""
     out = []
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         record = json.loads(path.read_text())

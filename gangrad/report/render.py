@@ -87,9 +87,34 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join([head, rule] + ["| " + " | ".join(r) + " |" for r in cells])
 
 
+REPRODUCTIONS_NOTE = ("Published numbers beside gangrad's measurement of them, run by "
+                      "`gangrad reproduce NAME`; agrees: the published value lies in the "
+                      "measured 95% interval (or, when the source gives a standard error, "
+                      "the two intervals overlap); comparison rows have no published value.")
+
+
+def reproduction_rows(record: dict) -> pd.DataFrame:
+    """A saved reproduction's rows as a table: published ± error, measured [interval]."""
+    def published(r: dict) -> str:
+        if r["published"] is None:
+            return "—"
+        err = r.get("published_error")
+        return _fmt(r["published"]) + (f" ± {_fmt(err)}" if err is not None else "")
+
+    return pd.DataFrame({
+        "quantity": [r["quantity"] for r in record["rows"]],
+        "setting": [r["setting"] for r in record["rows"]],
+        "published": [published(r) for r in record["rows"]],
+        "measured": [r["measured"] for r in record["rows"]],
+        "95% interval": [f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]" for r in record["rows"]],
+        "agrees": [{True: "yes", False: "no", None: "comparison"}[r["agrees"]]
+                   for r in record["rows"]],
+    })
+
+
 def write_markdown(report: Report, header: str, missing_text: str, view: pd.DataFrame,
                     failed: pd.DataFrame, figures, questions,
-                    efficiency: pd.DataFrame | None = None) -> None:
+                    efficiency: pd.DataFrame | None = None, reproductions=()) -> None:
     lines = [f"# gangrad report: {report.run}", "", header, ""]
     if missing_text:
         lines += [f"**{missing_text}**", ""]
@@ -115,6 +140,13 @@ def write_markdown(report: Report, header: str, missing_text: str, view: pd.Data
                       f"**Verdict** ({q.get('outcome', 'undetermined')}). {q['verdict']}",
                       "",
                       f"![{q['name']}](../questions/{q['png'].name})", "", q["caption"], ""]
+    if reproductions:
+        lines += ["## Reproductions", "", REPRODUCTIONS_NOTE, ""]
+        for r in reproductions:
+            mode = "full" if r.get("settings", {}).get("full") else "quick"
+            lines += [f"### {r['name']} ({mode})", "", f"*{r['title']}* ({r['source']})", "",
+                      f"**Summary.** {r['summary']}", "", _md_table(reproduction_rows(r)), "",
+                      f"![{r['name']}](../reproductions/{r['png'].name})", ""]
     lines += ["Tables: `tables/summary.csv`, `tables/gradient_stats.csv`, `tables/cells.csv`."]
     report.markdown.write_text("\n".join(lines) + "\n")
 
@@ -160,7 +192,7 @@ def _html_table(df: pd.DataFrame) -> str:
 
 def write_html(report: Report, header: str, missing_text: str, view: pd.DataFrame,
                 failed: pd.DataFrame, figures, questions,
-                efficiency: pd.DataFrame | None = None) -> None:
+                efficiency: pd.DataFrame | None = None, reproductions=()) -> None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gangrad report: "
              f"{html.escape(report.run)}</title><style>{CSS}</style></head><body>",
              f"<h1>gangrad report: {html.escape(report.run)}</h1>",
@@ -192,6 +224,18 @@ def write_html(report: Report, header: str, missing_text: str, view: pd.DataFram
                 f" {html.escape(q['verdict'])}</p>"
                 f"<img alt='{html.escape(q['name'])}' src='data:image/png;base64,{b64}'>"
                 f"<figcaption>{html.escape(q['caption'])}</figcaption></figure>")
+    if reproductions:
+        parts.append(f"<h2>Reproductions</h2><p>{html.escape(REPRODUCTIONS_NOTE)}</p>")
+        for r in reproductions:
+            b64 = base64.b64encode(r["png"].read_bytes()).decode()
+            mode = "full" if r.get("settings", {}).get("full") else "quick"
+            parts.append(
+                f"<figure id='r-{html.escape(r['name'])}'><h3>{html.escape(r['name'])} "
+                f"({mode})</h3><p><em>{html.escape(r['title'])}</em> "
+                f"({html.escape(r['source'])})</p><p><strong>Summary.</strong> "
+                f"{html.escape(r['summary'])}</p>{_html_table(reproduction_rows(r))}"
+                f"<img alt='{html.escape(r['name'])}' src='data:image/png;base64,{b64}'>"
+                "</figure>")
     parts.append(LOAD_CHECK)
     parts.append("</body></html>")
     report.html.write_text("\n".join(parts))

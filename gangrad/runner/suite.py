@@ -56,7 +56,7 @@ from gangrad.train import TrainConfig
 
 __all__ = ["BUILTIN_SUITES", "Cell", "Suite", "SuiteError", "load_suite", "parse_suite"]
 
-BUILTIN_SUITES = ("quick", "full")
+BUILTIN_SUITES = ("quick", "frontier", "full")
 TOP_KEYS = {"name", "description", "seeds", "train", "grad_stats", "tasks"}
 TASK_KEYS = {"key", "params", "train", "estimators", "grad_stats"}
 TRAIN_KEYS = set(TrainConfig.__dataclass_fields__) - {"seed", "schedules", "device"}
@@ -132,7 +132,7 @@ def _grid(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A built-in suite by name (``quick``, ``full``) or a TOML file; validated."""
+    """A built-in suite by name (``quick``, ``frontier``, ``full``) or a TOML file; validated."""
     name = str(name_or_path)
     if name in BUILTIN_SUITES:
         text = resources.files("gangrad.suites").joinpath(f"{name}.toml").read_text()
