@@ -15,8 +15,9 @@ NAMES = questions.available()
 
 
 def test_registry_holds_the_builtin_questions():
-    assert NAMES[:6] == ["smoothing-limit", "learned-variance", "differentiable-d",
-                         "discrete-outputs", "separate-batches", "saturating-loss"]
+    assert NAMES[:9] == ["smoothing-limit", "learned-variance", "differentiable-d",
+                         "discrete-outputs", "separate-batches", "saturating-loss",
+                         "linear-gan", "z-prior", "update-schedule"]
     with pytest.raises(KeyError, match="available"):
         questions.create("no-such-question")
 

@@ -23,16 +23,20 @@ from gangrad.questions._base import AbstractQuestion, Answer, Verdict
 from gangrad.questions.differentiable_d import DifferentiableD
 from gangrad.questions.discrete_outputs import DiscreteOutputs
 from gangrad.questions.learned_variance import LearnedVariance
+from gangrad.questions.linear_gan import LinearGAN
 from gangrad.questions.saturating_loss import SaturatingLoss
 from gangrad.questions.separate_batches import SeparateBatches
 from gangrad.questions.smoothing_limit import SmoothingLimit
+from gangrad.questions.update_schedule import UpdateSchedule
+from gangrad.questions.z_prior import ZPrior
 
 __all__ = ["REGISTRY", "AbstractQuestion", "Answer", "Verdict", "ask", "available", "create",
            "save"]
 
 _BUILTINS: dict[str, type[AbstractQuestion]] = {
     cls.name: cls for cls in (SmoothingLimit, LearnedVariance, DifferentiableD,
-                              DiscreteOutputs, SeparateBatches, SaturatingLoss)
+                              DiscreteOutputs, SeparateBatches, SaturatingLoss, LinearGAN,
+                              ZPrior, UpdateSchedule)
 }
 
 REGISTRY: Registry[AbstractQuestion] = Registry("question", _BUILTINS, "gangrad.questions")

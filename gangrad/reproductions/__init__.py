@@ -27,6 +27,8 @@ from gangrad._registry import Registry
 from gangrad.reproductions._base import AbstractReproduction, Reproduction, Row, agrees
 from gangrad.reproductions.bernoulli_toy import BernoulliToy
 from gangrad.reproductions.mc_gradients_gaussian import MCGradientsGaussian
+from gangrad.reproductions.pacgan_table1 import PacGANTable1
+from gangrad.reproductions.seqgan_oracle import SeqGANOracle
 
 __all__ = ["REGISTRY", "AbstractReproduction", "Reproduction", "Row", "agrees", "available",
            "create", "reproduce", "rows_markdown", "save"]
@@ -34,6 +36,8 @@ __all__ = ["REGISTRY", "AbstractReproduction", "Reproduction", "Row", "agrees", 
 _BUILTINS: dict[str, type[AbstractReproduction]] = {
     BernoulliToy.name: BernoulliToy,
     MCGradientsGaussian.name: MCGradientsGaussian,
+    PacGANTable1.name: PacGANTable1,
+    SeqGANOracle.name: SeqGANOracle,
 }
 
 REGISTRY: Registry[AbstractReproduction] = Registry("reproduction", _BUILTINS,

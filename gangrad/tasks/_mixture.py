@@ -23,10 +23,22 @@ PacGAN's released evaluation code (github.com/fjxmlzn/PacGAN,
   and ``reverse_kl`` is reported as ``log K``, its value for a single-mode histogram (the
   largest it can take).
 
-Default networks: generator MLP ``latent_dim → hidden×depth → 2`` with ReLU, discriminator
-MLP ``2 → hidden×depth → 1`` with LeakyReLU(0.2), ``hidden=128, depth=3``. PacGAN used a
-4×400 ReLU + batch-norm generator and a 3×200 maxout (5 pieces) discriminator; the defaults
-here are smaller so that a run takes seconds on a laptop CPU.
+Networks (``arch``): ``"mlp"`` (default), generator MLP ``latent_dim → hidden×depth → 2``
+with ReLU, discriminator MLP ``2·pack → hidden×depth → 1`` with LeakyReLU(0.2),
+``hidden=128, depth=3``, small so that a run takes seconds on a laptop CPU; ``"pacgan"``,
+PacGAN's 4×400 ReLU + batch-norm generator and 3×200 maxout (5 pieces) discriminator with
+weights ``N(0, 0.02²)`` (:mod:`gangrad.tasks._pacgan`; ``hidden`` and ``depth`` size the
+MLPs only).
+
+Packing (``pack = m``): the discriminator judges packs of ``m`` real or ``m`` generated
+samples (PacGAN); every estimator trains packed, because the packs are formed inside D
+(rows ``p, p + B/m, …``), and row ``b``'s cost ``f(x)_b`` is its pack's, with the gradient
+routed through ``b``'s own slot only (:mod:`gangrad.tasks._pacgan` states the maths). A
+batch must be a multiple of ``m``.
+
+Data (``dataset_size``): ``None`` draws fresh samples from the mixture at every call; ``N``
+draws a fixed data set of ``N`` points once (from ``dataset_seed``) and samples minibatches
+from it uniformly with replacement, as PacGAN trained on 100,000 points.
 """
 
 from __future__ import annotations
@@ -42,11 +54,19 @@ from gangrad import _validate
 from gangrad.spaces import Continuous
 from gangrad.tasks import _plots
 from gangrad.tasks._base import AbstractTask, Metric, check_samples
-from gangrad.tasks._nets import MLPDiscriminator, leaky_relu, mlp_generator
+from gangrad.tasks._nets import MLPDiscriminator, leaky_relu, mlp, mlp_generator
+from gangrad.tasks._pacgan import (
+    PackedDiscriminator,
+    pacgan_discriminator,
+    pacgan_generator,
+    packed_input_dim,
+)
 
-__all__ = ["AbstractMixture2D", "mode_metrics"]
+__all__ = ["ARCHS", "DEPTH", "HIDDEN", "AbstractMixture2D", "mode_metrics"]
 
 THRESHOLD = 3.0  # high-quality radius, in standard deviations
+ARCHS = ("mlp", "pacgan")
+HIDDEN, DEPTH = 128, 3  # the "mlp" arch's default width and depth
 
 
 def mode_metrics(x: torch.Tensor, centres: torch.Tensor, std: float) -> dict[str, float]:
@@ -83,25 +103,67 @@ class AbstractMixture2D(AbstractTask):
     std: float
     hidden: int
     depth: int
+    arch: str
+    pack: int
+    dataset_size: int | None
+    dataset_seed: int
+    _dataset: torch.Tensor | None = None
 
-    def _check_nets(self, latent_dim: int, hidden: int, depth: int) -> None:
+    def _configure(self, latent_dim: int, hidden: int, depth: int, arch: str, pack: int,
+                   dataset_size: int | None, dataset_seed: int) -> None:
+        """Check and store the network and data options shared by the mixtures."""
         owner = type(self).__name__
         _validate.integer(owner, "latent_dim", latent_dim, 1)
         _validate.integer(owner, "hidden", hidden, 1)
         _validate.integer(owner, "depth", depth, 1)
+        _validate.choice(owner, "arch", arch, ARCHS)
+        _validate.integer(owner, "pack", pack, 1)
+        if dataset_size is not None:
+            _validate.integer(owner, "dataset_size", dataset_size, 1)
+        _validate.integer(owner, "dataset_seed", dataset_seed, 0)
+        if arch == "pacgan" and (hidden, depth) != (HIDDEN, DEPTH):
+            raise ValueError(f"{owner}: hidden and depth size the 'mlp' arch; the 'pacgan' "
+                             f"arch has PacGAN's fixed sizes (got hidden={hidden}, "
+                             f"depth={depth})")
         self.space = Continuous(2)
         self.latent_dim = latent_dim
+        self.hidden, self.depth = hidden, depth
+        self.arch, self.pack = arch, pack
+        self.dataset_size, self.dataset_seed = dataset_size, dataset_seed
 
-    def sample_real(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def _draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         k = torch.randint(self.centres.shape[0], (n,), generator=generator)
         noise = torch.randn(n, 2, generator=generator)
         return self.centres[k] + self.std * noise
 
+    @property
+    def dataset(self) -> torch.Tensor | None:
+        """The fixed data set ``(dataset_size, 2)``, drawn once from ``dataset_seed``;
+        ``None`` when ``dataset_size`` is ``None``."""
+        if self.dataset_size is not None and self._dataset is None:
+            self._dataset = self._draw(self.dataset_size,
+                                       torch.Generator().manual_seed(self.dataset_seed))
+        return self._dataset
+
+    def sample_real(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        data = self.dataset
+        if data is None:
+            return self._draw(n, generator)
+        return data[torch.randint(data.shape[0], (n,), generator=generator)]
+
     def make_generator(self, param_shape: tuple[int, ...]) -> nn.Module:
+        if self.arch == "pacgan":
+            return pacgan_generator(self.latent_dim, param_shape)
         return mlp_generator(self.latent_dim, self.hidden, self.depth, param_shape, nn.ReLU)
 
     def make_discriminator(self) -> nn.Module:
-        return MLPDiscriminator((2,), self.hidden, self.depth, leaky_relu)
+        width = packed_input_dim(self.space.shape, self.pack)
+        if self.arch == "pacgan":
+            return PackedDiscriminator(pacgan_discriminator(width), self.space.shape, self.pack)
+        if self.pack == 1:
+            return MLPDiscriminator(self.space.shape, self.hidden, self.depth, leaky_relu)
+        return PackedDiscriminator(mlp(width, self.hidden, self.depth, 1, leaky_relu),
+                                   self.space.shape, self.pack)
 
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
         return mode_metrics(check_samples(self.space, x), self.centres, self.std)

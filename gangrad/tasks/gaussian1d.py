@@ -12,6 +12,11 @@ generator matches the mean and collapses to nearly a point, where ``w1`` plateau
 ``scale·√(2/π) ≈ 1.0`` and ``ks`` near 0.5. The task is about the mechanics and the exact
 gradient, not about fitting the variance.
 
+With ``features="quadratic"`` D sees ``x`` and ``x²``: its logit ``w₂·x + v₂·x² + b₂`` is a
+quadratic, the form of the log density ratio ``log p_data(x)/p_G(x)`` of two Gaussians, so
+D can represent the optimal discriminator and penalise a wrong scale; the generator then
+has a gradient towards ``|w| = scale``.
+
 Exact reference (quadrature). For a cost ``f`` the expected generator loss is a 1-D integral,
 
 .. math:: L(w, b) = E_{z,ε \\sim N(0,1)}[f(w z + b + σ ε)]
@@ -53,7 +58,10 @@ from gangrad.tasks import _plots
 from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import Generator
 
-__all__ = ["Gaussian1D", "wasserstein1_normal"]
+__all__ = ["FEATURES", "Gaussian1D", "wasserstein1_normal"]
+
+#: what the logistic D sees of ``x``, and how many features that is
+FEATURES = {"linear": 1, "quadratic": 2}
 
 
 def wasserstein1_normal(x: np.ndarray, loc: float, scale: float) -> float:
@@ -78,17 +86,22 @@ def wasserstein1_normal(x: np.ndarray, loc: float, scale: float) -> float:
 
 
 class _Logistic(nn.Module):
-    """``x (B, 1) -> w₂·x + b₂ (B,)``, the logit of a logistic discriminator."""
+    """``x (B, 1) -> w₂·φ(x) + b₂ (B,)``, the logit of a logistic discriminator on the
+    features ``φ(x) = x`` (``"linear"``) or ``φ(x) = (x, x²)`` (``"quadratic"``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, features: str = "linear") -> None:
         super().__init__()
-        self.linear = nn.Linear(1, 1)
+        self.features = features
+        self.linear = nn.Linear(FEATURES[features], 1)
+
+    def _phi(self, x: torch.Tensor) -> torch.Tensor:  # (..., 1) -> (..., 1 or 2)
+        return x if self.features == "linear" else torch.cat([x, x * x], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).squeeze(-1)
+        return self.linear(self._phi(x)).squeeze(-1)
 
     def stacked_forward(self, x: torch.Tensor, stack) -> torch.Tensor:
-        return stack.child("linear")(x).squeeze(-1)
+        return stack.child("linear")(self._phi(x)).squeeze(-1)
 
 
 class Gaussian1D(AbstractTask):
@@ -102,13 +115,15 @@ class Gaussian1D(AbstractTask):
     training_defaults = {"batch_size": 64, "lr_g": 1e-2, "lr_d": 1e-2, "steps": 2000,
                          "d_steps": 1}
 
-    def __init__(self, loc: float = 4.0, scale: float = 1.25) -> None:
+    def __init__(self, loc: float = 4.0, scale: float = 1.25, features: str = "linear") -> None:
         owner = type(self).__name__
         if isinstance(loc, bool) or not isinstance(loc, numbers.Real) or not math.isfinite(loc):
             raise ValueError(f"{owner}: loc must be a number in (-inf, inf), got {loc!r}")
         _validate.positive(owner, "scale", scale)
+        _validate.choice(owner, "features", features, FEATURES)
         self.loc = loc
         self.scale = scale
+        self.features = features
         self.space = Continuous(1)
         self.latent_dim = 1
 
@@ -119,7 +134,7 @@ class Gaussian1D(AbstractTask):
         return Generator(nn.Identity(), 1, param_shape)
 
     def make_discriminator(self) -> nn.Module:
-        return _Logistic()
+        return _Logistic(self.features)
 
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
         xs = check_samples(self.space, x).double().numpy()[:, 0]

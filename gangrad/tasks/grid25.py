@@ -11,7 +11,10 @@ their nearest mode) and ``reverse_kl`` of the high-quality mode histogram agains
 as PacGAN and VEEGAN report them on 2,500 samples.
 
 Defaults: ``z ~ N(0, I_2)``; generator MLP 2 → 3×128 ReLU → head; discriminator MLP
-2 → 3×128 LeakyReLU(0.2) → 1 (PacGAN: 4×400 ReLU + batch-norm G, 3×200 maxout D).
+2 → 3×128 LeakyReLU(0.2) → 1. PacGAN's networks, packing and fixed data set are options:
+``tasks.create("grid25", arch="pacgan", pack=2, dataset_size=100_000)`` holds PacGAN2's
+networks and data (:mod:`gangrad.tasks._mixture`; its training settings:
+:mod:`gangrad.reproductions.pacgan_table1`).
 Training: batch 256, Adam learning rates 1e-3 for G and D, 10000 steps, one D step per G
 step; with plain backprop, Adam betas (0.5, 0.999) and the non-saturating loss, three seeds
 covered 22-25 modes with 72-92% high-quality samples (PacGAN's GAN baseline: 17.3 modes,
@@ -23,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from gangrad import _validate
-from gangrad.tasks._mixture import AbstractMixture2D
+from gangrad.tasks._mixture import DEPTH, HIDDEN, AbstractMixture2D
 
 __all__ = ["Grid25"]
 
@@ -36,12 +39,11 @@ class Grid25(AbstractMixture2D):
     training_defaults = {"batch_size": 256, "lr_g": 1e-3, "lr_d": 1e-3, "steps": 10000,
                          "d_steps": 1}
 
-    def __init__(self, std: float = 0.05, latent_dim: int = 2, hidden: int = 128,
-                 depth: int = 3) -> None:
+    def __init__(self, std: float = 0.05, latent_dim: int = 2, hidden: int = HIDDEN,
+                 depth: int = DEPTH, arch: str = "mlp", pack: int = 1,
+                 dataset_size: int | None = None, dataset_seed: int = 0) -> None:
         _validate.positive(type(self).__name__, "std", std)
-        self._check_nets(latent_dim, hidden, depth)
+        self._configure(latent_dim, hidden, depth, arch, pack, dataset_size, dataset_seed)
         self.std = std
-        self.hidden = hidden
-        self.depth = depth
         axis = torch.arange(-4.0, 5.0, 2.0)
         self.centres = torch.cartesian_prod(axis, axis)  # 25 x 2

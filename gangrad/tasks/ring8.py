@@ -11,7 +11,10 @@ their nearest mode) and ``reverse_kl`` of the high-quality mode histogram agains
 as PacGAN and VEEGAN report them on 2,500 samples.
 
 Defaults: ``z ~ N(0, I_2)``; generator MLP 2 → 3×128 ReLU → head; discriminator MLP
-2 → 3×128 LeakyReLU(0.2) → 1 (PacGAN: 4×400 ReLU + batch-norm G, 3×200 maxout D).
+2 → 3×128 LeakyReLU(0.2) → 1. PacGAN's networks, packing and fixed data set are options:
+``tasks.create("ring8", arch="pacgan", pack=2, dataset_size=100_000)`` holds PacGAN2's
+networks and data (:mod:`gangrad.tasks._mixture`; its training settings:
+:mod:`gangrad.reproductions.pacgan_table1`).
 Training: batch 256, Adam learning rates 5e-4 for G and D, 4000 steps, one D step per G
 step; with plain backprop, Adam betas (0.5, 0.999) and the non-saturating loss, three seeds
 covered all 8 modes with 86-93% high-quality samples (at 1e-3 and 2000 steps, two of four
@@ -25,7 +28,7 @@ import math
 import torch
 
 from gangrad import _validate
-from gangrad.tasks._mixture import AbstractMixture2D
+from gangrad.tasks._mixture import DEPTH, HIDDEN, AbstractMixture2D
 
 __all__ = ["Ring8"]
 
@@ -39,14 +42,13 @@ class Ring8(AbstractMixture2D):
                          "d_steps": 1}
 
     def __init__(self, radius: float = 1.0, std: float = 0.01, latent_dim: int = 2,
-                 hidden: int = 128, depth: int = 3) -> None:
+                 hidden: int = HIDDEN, depth: int = DEPTH, arch: str = "mlp", pack: int = 1,
+                 dataset_size: int | None = None, dataset_seed: int = 0) -> None:
         owner = type(self).__name__
         _validate.positive(owner, "radius", radius)
         _validate.positive(owner, "std", std)
-        self._check_nets(latent_dim, hidden, depth)
+        self._configure(latent_dim, hidden, depth, arch, pack, dataset_size, dataset_seed)
         self.radius = radius
         self.std = std
-        self.hidden = hidden
-        self.depth = depth
         angle = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
         self.centres = (float(radius) * torch.stack([angle.cos(), angle.sin()], 1)).float()

@@ -12,7 +12,9 @@ state, e.g. :class:`gangrad.measure.GradientProbe`.
 
 Modules: :mod:`~gangrad.train.config` (settings), :mod:`~gangrad.train.step` (the step),
 :mod:`~gangrad.train.loop` (one seed), :mod:`~gangrad.train.seeds` (many seeds),
-:mod:`~gangrad.train.stacked` (networks stacked over seeds).
+:mod:`~gangrad.train.stacked` (networks stacked over seeds),
+:mod:`~gangrad.train.autoregressive` (autoregressive generators: MLE pre-training, and GAN
+training from a given generator state).
 
 Python::
 
@@ -22,6 +24,7 @@ Python::
 """
 
 from gangrad.losses import LOSSES, discriminator_loss, generator_loss
+from gangrad.train.autoregressive import pretrain_mle, train_autoregressive
 from gangrad.train.config import TrainConfig
 from gangrad.train.loop import init_state, param_kind, train
 from gangrad.train.seeds import seed_batching, train_seeds
@@ -29,4 +32,5 @@ from gangrad.train.step import Diverged, TrainState, discriminator_step, gan_ste
 
 __all__ = ["LOSSES", "Diverged", "TrainConfig", "TrainState", "discriminator_loss",
            "discriminator_step", "gan_step", "generator_loss", "init_state", "param_kind",
-           "seed_batching", "train", "train_seeds", "train_step"]
+           "pretrain_mle", "seed_batching", "train", "train_autoregressive", "train_seeds",
+           "train_step"]

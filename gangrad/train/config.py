@@ -16,12 +16,26 @@ from gangrad.losses import LOSSES
 from gangrad.schedules import Schedule
 from gangrad.tasks import AbstractTask
 
-__all__ = ["LOSSES", "TrainConfig", "config_dict", "prepare", "resolve"]
+__all__ = ["LATENTS", "LOSSES", "UPDATE_ORDERS", "TrainConfig", "config_dict", "prepare",
+           "resolve"]
+
+#: G's input: the task's ``N(0, I)``, a uniform law of the same mean and covariance, or
+#: none (zeros: a generator without noise); see :func:`gangrad.train.step.sample_latent`
+LATENTS = ("normal", "uniform", "none")
+#: how one iteration orders its updates: D's then G's through the updated D
+#: (``alternating``), or D's last update and G's both from the iteration's starting state
+#: (``simultaneous``); see :func:`gangrad.train.step.gan_step`
+UPDATE_ORDERS = ("alternating", "simultaneous")
 
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters; ``None`` takes the task's ``training_defaults``."""
+    """Training hyper-parameters; ``None`` takes the task's ``training_defaults``.
+
+    ``latent`` is the law of G's input (:data:`LATENTS`), ``update_order`` how an
+    iteration orders D's and G's updates (:data:`UPDATE_ORDERS`); their defaults are the
+    usual GAN training.
+    """
 
     steps: int | None = None
     batch_size: int | None = None
@@ -31,6 +45,8 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     loss: str = "nonsaturating"
+    latent: str = "normal"
+    update_order: str = "alternating"
     eval_every: int | None = None
     eval_samples: int = 2500
     seed: int = 0
@@ -46,7 +62,7 @@ class TrainConfig:
         """A copy with every ``None`` filled from the task's defaults, validated:
         ``ValueError`` naming every invalid setting."""
         cfg = self._filled(task)
-        problems = cfg._problems()
+        problems = cfg._problems(task)
         if problems:
             raise ValueError("train: " + "; ".join(message for _, message in problems))
         return cfg
@@ -54,7 +70,7 @@ class TrainConfig:
     def problems(self, task: AbstractTask) -> list[tuple[str, str]]:
         """Every invalid setting once the task's defaults are filled in, as
         ``(name, message)``; empty when all are valid."""
-        return self._filled(task)._problems()
+        return self._filled(task)._problems(task)
 
     def _filled(self, task: AbstractTask) -> TrainConfig:
         defaults = {"steps": 2000, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1,
@@ -71,7 +87,7 @@ class TrainConfig:
             values["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         return TrainConfig(**values)
 
-    def _problems(self) -> list[tuple[str, str]]:
+    def _problems(self, task: AbstractTask) -> list[tuple[str, str]]:
         checks = [("steps", lambda v: integer("train", "steps", v, minimum=1)),
                   ("batch_size", lambda v: integer("train", "batch_size", v, minimum=2)),
                   ("d_steps", lambda v: integer("train", "d_steps", v, minimum=0)),
@@ -82,6 +98,9 @@ class TrainConfig:
                   ("lr_d", lambda v: positive("train", "lr_d", v)),
                   ("beta1", lambda v: _beta("beta1", v)), ("beta2", lambda v: _beta("beta2", v)),
                   ("loss", lambda v: choice("train", "loss", v, LOSSES)),
+                  ("latent", lambda v: choice("train", "latent", v, LATENTS)),
+                  ("update_order",
+                   lambda v: choice("train", "update_order", v, UPDATE_ORDERS)),
                   ("device", lambda v: device("train", v))]
         out = []
         for name, check in checks:
@@ -91,6 +110,10 @@ class TrainConfig:
                 check(getattr(self, name))
             except ValueError as exc:
                 out.append((name, str(exc).removeprefix("train: ")))
+        pack = getattr(task, "pack", 1)  # a packed discriminator judges packs of rows
+        if not any(name == "batch_size" for name, _ in out) and self.batch_size % pack:
+            out.append(("batch_size", f"batch_size must be a multiple of the task's "
+                        f"pack={pack}, got {self.batch_size}"))
         return out
 
 

@@ -17,7 +17,7 @@ from gangrad.estimators import AbstractEstimator
 from gangrad.spaces import Discrete
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, config_dict, prepare
-from gangrad.train.step import Diverged, TrainState, train_step
+from gangrad.train.step import Diverged, TrainState, sample_latent, train_step
 
 __all__ = ["SAMPLES_KEPT", "Run", "finite", "init_state", "param_kind", "train"]
 
@@ -55,8 +55,9 @@ class Run:
                  tag_seed: bool = False) -> None:
         self.task, self.estimator, self.cfg, self.state = task, estimator, cfg, state
         self.kind = param_kind(estimator, task)
-        self.z_eval = task.sample_latent(
-            cfg.eval_samples, generator=torch.Generator().manual_seed(cfg.seed + 7)
+        self.z_eval = sample_latent(
+            task, cfg.latent, cfg.eval_samples,
+            generator=torch.Generator().manual_seed(cfg.seed + 7)
         ).to(torch.device(cfg.device))
         self.progress = progress
         self.tag = {"seed": cfg.seed} if tag_seed else {}

@@ -26,7 +26,7 @@ from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, prepare
 from gangrad.train.loop import Run, finite, train
 from gangrad.train.stacked import Stack
-from gangrad.train.step import Seeds, TrainState, fakes, gan_step, init_nets
+from gangrad.train.step import Seeds, TrainState, fakes, gan_step, init_nets, sample_latent
 
 __all__ = ["StackedSeeds", "per_seed_estimators", "seed_batching", "train_seeds"]
 
@@ -80,8 +80,8 @@ class StackedSeeds(Seeds):
         return not per_seed_estimators(self.states[0].estimator)
 
     def latents(self) -> torch.Tensor:
-        return torch.stack([self.task.sample_latent(self.cfg.batch_size, generator=st.rng,
-                                                    device=self.device)
+        return torch.stack([sample_latent(self.task, self.cfg.latent, self.cfg.batch_size,
+                                          generator=st.rng, device=self.device)
                             for st in self.states])
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:

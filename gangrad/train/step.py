@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig
 
 __all__ = ["Diverged", "OneSeed", "Seeds", "TrainState", "discriminator_step", "fakes",
-           "gan_step", "init_nets", "train_step"]
+           "gan_step", "init_nets", "sample_latent", "train_step"]
 
 
 class Diverged(RuntimeError):
@@ -70,6 +71,27 @@ class TrainState:
                    rng=torch.Generator(device).manual_seed(seed),
                    data_rng=torch.Generator().manual_seed(seed + 1_000_003),
                    noise_rng=torch.Generator(device).manual_seed(seed + 2_000_003))
+
+
+def sample_latent(task: AbstractTask, latent: str, n: int,
+                  generator: torch.Generator | None = None,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """G's input for ``n`` samples, ``(n, latent_dim)``, drawn from ``generator``.
+
+    ``latent`` (:data:`gangrad.train.config.LATENTS`): ``"normal"``, the task's own
+    ``z ~ N(0, I)`` (:meth:`~gangrad.tasks.AbstractTask.sample_latent`); ``"uniform"``,
+    ``z ~ U[-√3, √3]^d``, the uniform law with the same mean 0 and covariance ``I``, so the
+    two differ only in shape; ``"none"``, ``z = 0``: a generator without noise, which emits
+    one point per parameter setting (plus an estimator's own noise).
+    """
+    if latent == "normal":
+        return task.sample_latent(n, generator=generator, device=device)
+    if latent == "uniform":
+        u = torch.rand(n, task.latent_dim, generator=generator, device=device)
+        return (2 * u - 1) * math.sqrt(3)
+    if latent == "none":
+        return torch.zeros(n, task.latent_dim, device=device)
+    raise ValueError(f"latent must be one of normal, uniform, none; got {latent!r}")
 
 
 def discriminator_step(D: nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor,
@@ -172,8 +194,8 @@ class OneSeed(Seeds):
         self._f = None
 
     def latents(self) -> torch.Tensor:
-        return self.task.sample_latent(self.cfg.batch_size, generator=self.state.rng,
-                                       device=self.device)
+        return sample_latent(self.task, self.cfg.latent, self.cfg.batch_size,
+                             generator=self.state.rng, device=self.device)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.state.G(z)
@@ -220,18 +242,26 @@ def gan_step(seeds: Seeds) -> dict[str, torch.Tensor]:
     update of its own state (:meth:`~gangrad.estimators.AbstractEstimator.learn`) on the
     same G output and D.
 
+    ``cfg.update_order``: ``"alternating"`` (the default) steps D before G's gradient is
+    taken, so G descends through the D just updated (Gauss–Seidel); ``"simultaneous"``
+    takes D's last gradient and G's from the same state and then steps both (Jacobi), so
+    G's cost is the D of before that update. Either way the random streams are drawn in
+    the same order (D's latents and data, then G's latents), so the two orders are paired.
+
     Returns the losses per seed (0-d for one seed, ``(S,)`` for many), on the run's
     device: reading them would synchronize a GPU every step.
     """
     d_losses = []
-    for _ in range(seeds.cfg.d_steps):
+    deferred = seeds.cfg.update_order == "simultaneous" and seeds.cfg.d_steps > 0
+    for i in range(seeds.cfg.d_steps):
         with torch.no_grad():
             fake = seeds.fakes(seeds.generate(seeds.latents()))
         real = seeds.real(fake)
         d_loss = discriminator_loss(seeds.discriminate(real), seeds.discriminate(fake))
         seeds.opt_d.zero_grad(set_to_none=True)
         d_loss.sum().backward()
-        seeds.opt_d.step()
+        if not (deferred and i == seeds.cfg.d_steps - 1):
+            seeds.opt_d.step()
         d_losses.append(d_loss.detach())
 
     with seeds.frozen_discriminator():
@@ -241,6 +271,8 @@ def gan_step(seeds: Seeds) -> dict[str, torch.Tensor]:
         g_loss.sum().backward()
         seeds.opt_g.step()
         seeds.learn(params.detach())
+    if deferred:  # D's gradient was taken before G's; the frozen G step left it untouched
+        seeds.opt_d.step()
     seeds.advance()
     losses = {"g_loss": g_loss.detach()}
     if d_losses:
