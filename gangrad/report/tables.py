@@ -152,4 +152,5 @@ def efficiency_table(grads: pd.DataFrame) -> pd.DataFrame:
     cols = ["task", "estimator", "seeds", "f_evals", "variance", "var_x_evals",
             "rank_var_x_evals", "var_x_time", "rank_var_x_time", "time_ms"]
     last = last[[c for c in cols if c in last]]
-    return last.sort_values(["task", "rank_var_x_evals", "var_x_time"]).reset_index(drop=True)
+    order = [c for c in ("task", "rank_var_x_evals", "var_x_time") if c in last]
+    return last.sort_values(order).reset_index(drop=True)
