@@ -98,7 +98,11 @@ def sentence(c: Comparison, metric: str, digits: int = 3) -> str:
     the seeds likely needed when undetermined)."""
     word = {"better": "better than", "worse": "worse than",
             "equivalent": "equivalent to", "undetermined": "not distinguishable from"}
-    text = (f"{c.estimator} is {word[c.outcome]} {c.reference} on {metric}: difference "
+    a, b, setting = c.estimator, c.reference, ""
+    if ": " in a and a.split(": ", 1)[0] == b.split(": ", 1)[0]:  # one setting, two arms
+        setting = a.split(": ", 1)[0] + ": "
+        a, b = a.split(": ", 1)[1], b.split(": ", 1)[1]
+    text = (f"{setting}{a} is {word[c.outcome]} {b} on {metric}: difference "
             f"{c.difference:.{digits}g} [95% CI {c.lo:.{digits}g}, {c.hi:.{digits}g}] over "
             f"{c.seeds} paired seeds")
     if c.outcome == "undetermined":

@@ -152,7 +152,7 @@ class LearnedVariance(AbstractQuestion):
             others = [f"{lab.split(': ')[1]} {comps[lab].outcome} "
                       f"({comps[lab].difference:+.3g})" for lab in fixed if lab != best]
             parts.append(
-                f"{setting} ({metric}, {p['steps']} steps): {sentence(c_learned, metric)}"
+                f"{sentence(c_learned, metric)} ({p['steps']} steps)"
                 + (f"; against the other fixed arms (fixed − learned): {', '.join(others)}"
                    if others else "")
                 + f"; the learned σ went {traj['sigma'].iloc[0]:.3g} → "
