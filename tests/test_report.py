@@ -39,6 +39,18 @@ def test_report_files_and_tables(tiny_run):
     assert "## Cost at equal budget" in md and "var × evals" in md
 
 
+def test_gradient_table_intervals_stay_inside_each_statistics_range():
+    values = {"bias": [1e-5, 3e-3, 1e-6], "variance": [0.0, 4.0, 0.1],
+              "cosine": [0.999, 0.2, 0.9999], "sign_agreement": [0.99, 1.0, 0.4]}
+    metrics = pd.DataFrame([
+        {"kind": "grad", "layer": "total", "task": "t", "label": "e", "seed": seed, "step": 0,
+         "name": name, "value": v[seed]} for name, v in values.items() for seed in range(3)])
+    row = grad_table(metrics).iloc[0]
+    assert row["bias_lo"] == 0.0 and row["variance_lo"] == 0.0  # t-interval clipped at 0
+    assert row["cosine_hi"] == 1.0 and row["sign_agreement_hi"] == 1.0
+    assert row["cosine_lo"] > -1.0 and row["bias_hi"] > max(values["bias"]) / 3
+
+
 def test_efficiency_ranks_variance_times_evaluations():
     estimators = (("cheap-noisy", 1, 3.0, 1.0), ("costly-quiet", 4, 0.5, 8.0),
                   ("exact", 1, 0.0, 2.0))

@@ -64,7 +64,8 @@ class Statistic:
 
     ``interval``: it has ``_lo``/``_hi`` columns; ``timing``: it measures the machine, not
     the estimator (left out of reproducibility checks); ``summary``: shown in tables and
-    the ``grad-stats`` view; ``log``: drawn on a log axis.
+    the ``grad-stats`` view; ``log``: drawn on a log axis; ``low``/``high``: its range,
+    which intervals across seeds respect.
     """
 
     name: str
@@ -73,6 +74,8 @@ class Statistic:
     timing: bool = False
     summary: bool = True
     log: bool = False
+    low: float = 0.0
+    high: float = math.inf
 
 
 STATISTICS: tuple[Statistic, ...] = (
@@ -80,8 +83,8 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("variance", "variance (trace)", interval=True, log=True),
     Statistic("mse", "MSE", interval=True, log=True),
     Statistic("snr", "SNR ‖E g‖/√tr Σ", interval=True, log=True),
-    Statistic("cosine", "cosine to reference", interval=True),
-    Statistic("sign_agreement", "sign agreement", interval=True),
+    Statistic("cosine", "cosine to reference", interval=True, low=-1.0, high=1.0),
+    Statistic("sign_agreement", "sign agreement", interval=True, high=1.0),
     Statistic("reference_se", "reference standard error", summary=False),
     Statistic("reference_norm", "‖g*‖", summary=False),
     Statistic("time_ms", "time per estimate (ms, median)", timing=True),

@@ -130,10 +130,10 @@ def grad_table(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (task_key, label, step), sdf in wide.groupby(["task", "label", "step"]):
         row = {"task": task_key, "estimator": label, "step": step, "seeds": len(sdf)}
-        for col in (s.name for s in STATISTICS if s.summary):
-            if col in sdf:
-                m, lo, hi = mean_ci(sdf[col])
-                row[col], row[col + "_lo"], row[col + "_hi"] = m, lo, hi
+        for stat in (s for s in STATISTICS if s.summary):
+            if stat.name in sdf:  # the across-seed interval of the mean, inside its range
+                m, lo, hi = mean_ci(sdf[stat.name], low=stat.low, high=stat.high)
+                row[stat.name], row[stat.name + "_lo"], row[stat.name + "_hi"] = m, lo, hi
         rows.append(row)
     out = pd.DataFrame(rows)
     for col in ("var_x_evals", "var_x_time"):  # rank at equal f-calls and at equal time
