@@ -31,9 +31,10 @@ EFFICIENCY_NOTE = ("Gradient estimators at equal cost, per task at its last chec
                    "(mean over seeds): variance × f-evaluations is the variance left after "
                    "spending the same number of calls of f (the discriminator), variance × "
                    "time the variance left after the same time; lower is better, ranked by "
-                   "the first. Deterministic estimators have variance 0; biased ones "
-                   "(straight-through family, relaxations) are not made better by it: read "
-                   "the bias beside it.")
+                   "the first. Deterministic estimators have variance 0; a biased estimator "
+                   "(the straight-through family, relaxations) keeps its bias whatever it "
+                   "spends, so read the bias (‖E g − g*‖ against the task's reference) "
+                   "beside it.")
 
 
 def efficiency_view(eff: pd.DataFrame) -> pd.DataFrame:
@@ -42,6 +43,7 @@ def efficiency_view(eff: pd.DataFrame) -> pd.DataFrame:
         return eff
     view = eff[["task", "estimator"]].copy()
     view["f evals/row"] = eff["f_evals"].map(_fmt)
+    view["bias"] = eff["bias"].map(_fmt) if "bias" in eff else "–"
     view["variance"] = eff["variance"].map(_fmt)
     view["var × evals"] = eff["var_x_evals"].map(_fmt)
     view["rank (evals)"] = eff["rank_var_x_evals"].map(lambda r: "–" if r != r else str(int(r)))

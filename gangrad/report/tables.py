@@ -143,13 +143,13 @@ def grad_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def efficiency_table(grads: pd.DataFrame) -> pd.DataFrame:
-    """Per task, at its last checkpoint: each estimator's variance, ``f_evals``, variance
+    """Per task, at its last checkpoint: each estimator's bias, variance, ``f_evals``, variance
     × f-evaluations and variance × time, ranked by variance × f-evaluations (ties by
     variance × time). Deterministic estimators have variance 0 and rank first."""
     if grads.empty or "var_x_evals" not in grads:
         return pd.DataFrame()
     last = grads[grads["step"] == grads.groupby("task")["step"].transform("max")]
-    cols = ["task", "estimator", "seeds", "f_evals", "variance", "var_x_evals",
+    cols = ["task", "estimator", "seeds", "f_evals", "bias", "variance", "var_x_evals",
             "rank_var_x_evals", "var_x_time", "rank_var_x_time", "time_ms"]
     last = last[[c for c in cols if c in last]]
     order = [c for c in ("task", "rank_var_x_evals", "var_x_time") if c in last]
