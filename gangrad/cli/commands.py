@@ -243,6 +243,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_list(rows: list[dict]) -> None:
+    with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+        print(pd.DataFrame(rows).to_string(index=False))
+
+
+def _chosen(args: argparse.Namespace, names: list[str], what: str) -> list[str]:
+    """The names ``--all`` or the positional arguments pick, every one known."""
+    chosen = names if args.all else args.names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; available: "
+                         f"{', '.join(names)}")
+    return chosen
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     import time
 
@@ -250,19 +265,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     names = questions.available()
     if args.list or (not args.names and not args.all):
-        rows = []
-        for name in names:
-            q = questions.create(name)
-            rows.append({"question": name, "answers": q.origin,
-                         "asks": " ".join(q.question.split()[:14]) + " …"})
-        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
-            print(pd.DataFrame(rows).to_string(index=False))
+        _print_list([{"question": name, "answers": (q := questions.create(name)).origin,
+                      "asks": " ".join(q.question.split()[:14]) + " …"} for name in names])
         return 0
-    chosen = names if args.all else args.names
-    unknown = [n for n in chosen if n not in names]
-    if unknown:
-        raise ValueError(f"unknown question(s) {', '.join(unknown)}; available: "
-                         f"{', '.join(names)}")
+    chosen = _chosen(args, names, "question")
     writable_dir(args.out_dir, "--out-dir")
     for name in chosen:
         print(f"{name} ({'full' if args.full else 'quick'}): "
@@ -284,18 +290,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     names = reproductions.available()
     if args.list or (not args.names and not args.all):
-        rows = []
-        for name in names:
-            rep = reproductions.create(name)
-            rows.append({"reproduction": name, "title": rep.title, "source": rep.source})
-        with pd.option_context("display.max_colwidth", 90, "display.width", 250):
-            print(pd.DataFrame(rows).to_string(index=False))
+        _print_list([{"reproduction": name, "title": (rep := reproductions.create(name)).title,
+                      "source": rep.source} for name in names])
         return 0
-    chosen = names if args.all else args.names
-    unknown = [n for n in chosen if n not in names]
-    if unknown:
-        raise ValueError(f"unknown reproduction(s) {', '.join(unknown)}; available: "
-                         f"{', '.join(names)}")
+    chosen = _chosen(args, names, "reproduction")
     out = writable_dir(args.out, "--out")
     mode = "full" if args.full else "quick"
     failed = []
