@@ -388,7 +388,7 @@ def test_learn_touches_only_the_control_variate(key):
     assert est.control_ is None
 
 
-@pytest.mark.parametrize("key", ["rebar", "relax"])
+@pytest.mark.parametrize("key", ["rebar", "relax", "double_cv", "rodeo"])
 def test_learned_control_variate_under_vmap_matches_the_loop(key):
     t = tasks.create("binary_digits")
     torch.manual_seed(0)

@@ -50,7 +50,10 @@ def test_categorical_at_init_bias_and_baselines():
      ("binary_digits", "rebar", {}), ("categorical", "relax", {"hidden": 8}),
      ("binary_digits", "relax", {}), ("binary_digits", "arm", {}),
      ("binary_digits", "disarm", {}), ("categorical", "rao_blackwell_st", {"samples": 3}),
-     ("binary_digits", "reinmax", {})],
+     ("binary_digits", "reinmax", {}), ("categorical", "gst", {}), ("categorical", "zgr", {}),
+     ("categorical", "decoupled_st", {}), ("binary_digits", "arms", {}),
+     ("gaussian1d", "measure_valued", {}), ("binary_digits", "indecater", {}),
+     ("categorical", "arsm", {})],
 )
 def test_batched_replicates_match_the_loop(task, key, hyper):
     t = tasks.create(task)
