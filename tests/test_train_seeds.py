@@ -151,3 +151,88 @@ def test_annealed_hyperparameters_follow_the_schedule_in_every_seed():
     alone = train("ring8", "smoothing", config=cfg, seed=2, **kwargs)
     assert _same(batched[1], alone)
     assert batched[1].attrs["config"]["schedules"]["sigma"]["end"] == 0.01
+
+
+def _learned(estimator) -> dict[str, torch.Tensor] | None:
+    """A control variate's tensors and its Adam state, as copies (None before learning)."""
+    if estimator.control_ is None:
+        return None
+    out = {k: v.detach().clone() for k, v in estimator.control_.items()}
+    for k, v in estimator.control_.items():
+        for name, value in estimator._optimizer.state.get(v, {}).items():
+            out[f"{k}.{name}"] = value.clone()
+    return out
+
+
+def _same_learned(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and a.keys() == b.keys()
+                                         and all(torch.equal(a[k], b[k]) for k in a))
+
+
+CONTROL_VARIATES = [("binary_digits", "rebar", {}), ("binary_digits", "relax", {}),
+                    ("categorical", "relax", {}), ("categorical", "rebar", {"cv_lr": 1e-2})]
+
+
+@pytest.mark.parametrize(("task", "key", "hyper"), CONTROL_VARIATES,
+                         ids=[f"{t}-{k}" for t, k, _ in CONTROL_VARIATES])
+def test_stacked_control_variates_learn_what_each_seed_learns_alone(task, key, hyper):
+    """REBAR and RELAX learn every seed's control variate in one stacked step: at every
+    step each seed's tensors and Adam state are bit for bit those of its run alone (the
+    discrete tasks' histories alone would not show a small difference: their metrics
+    are read from discrete samples)."""
+    steps, seeds = 12, [0, 5]
+    kwargs = {"steps": steps, "eval_every": 6, "eval_samples": 200, "device": "cpu",
+              "checkpoint_steps": list(range(steps + 1))}
+    batched: dict[tuple[int, int], dict | None] = {}
+    histories = train_seeds(task, estimators.create(key, **hyper), seeds,
+                            on_checkpoint=lambda seed, step, state: batched.__setitem__(
+                                (seed, step), _learned(state.estimator)), **kwargs)
+    for seed, history in zip(seeds, histories, strict=True):
+        alone: dict[int, dict | None] = {}
+        lone = train(task, estimators.create(key, **hyper), seed=seed,
+                     on_checkpoint=lambda step, state, alone=alone: alone.__setitem__(
+                         step, _learned(state.estimator)), **kwargs)
+        assert _same(history, lone)
+        assert alone[0] is None and alone[1] is not None
+        for step in range(steps + 1):
+            assert _same_learned(batched[seed, step], alone[step]), (seed, step)
+
+
+def test_stacked_control_variates_start_from_the_state_given():
+    """A control variate that has learned already (with its Adam state) is each seed's
+    starting point, as it is for the seed's run alone; a schedule replacing the estimator
+    every step keeps the learned state in both."""
+    from gangrad.schedules import Schedule
+    from gangrad.train import TrainConfig
+
+    t = tasks.create("categorical")
+    warm = estimators.create("relax", hidden=8)
+    train(t, warm, seed=11, steps=5, eval_every=5, eval_samples=200, device="cpu")
+    assert warm.control_ is not None
+    cfg = TrainConfig(schedules={"temperature": Schedule(1.0, 0.2, 6)})
+    kwargs = {"steps": 6, "eval_every": 3, "eval_samples": 200, "device": "cpu",
+              "config": cfg, "checkpoint_steps": [6]}
+    batched: dict[int, dict | None] = {}
+    before = _learned(warm)
+    train_seeds(t, warm, [1, 2], on_checkpoint=lambda seed, step, state:
+                batched.__setitem__(seed, _learned(state.estimator)), **kwargs)
+    assert _same_learned(_learned(warm), before)  # the estimator given is untouched
+    for seed in (1, 2):
+        alone: dict[int, dict | None] = {}
+        train(t, copy.deepcopy(warm), seed=seed,
+              on_checkpoint=lambda step, state, alone=alone: alone.__setitem__(
+                  step, _learned(state.estimator)), **kwargs)
+        assert _same_learned(batched[seed], alone[6])
+        assert not _same_learned(batched[seed], before)
+
+
+def test_a_seed_stack_refuses_copies_at_different_steps():
+    from gangrad.estimators._control_variate import SeedStack
+
+    a, b = estimators.create("rebar"), estimators.create("rebar")
+    train("categorical", a, seed=0, steps=2, eval_every=2, eval_samples=200, device="cpu")
+    train("categorical", b, seed=0, steps=3, eval_every=3, eval_samples=200, device="cpu")
+    with pytest.raises(ValueError, match="different steps"):
+        SeedStack([a, b])
+    with pytest.raises(ValueError, match="one unfrozen estimator type"):
+        SeedStack([a, b.frozen()])

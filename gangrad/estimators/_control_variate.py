@@ -30,6 +30,14 @@ detached, so ``params`` (and ``f``'s own parameters) are its only leaves.
 Noise: two uniforms per logit, ``(B, 2, L, C)``: ``[:, 0]`` draws ``b`` (Gumbel-max, the
 same sample the other discrete estimators draw from the same uniforms), ``[:, 1]`` draws
 ``z̃``.
+
+Many seeds at once (:class:`SeedStack`, what :func:`gangrad.train.train_seeds` uses): S
+copies of one estimator, one per seed, keep their control variates as one set of tensors
+with a leading seed dimension, and one call computes every seed's estimate on params
+``(S, B, L, C)``, noise ``(S, B, 2, L, C)`` and a cost ``f`` mapping ``(S, N, L, C)`` to
+``(S, N)`` (each seed's rows through that seed's discriminator). Every operation is
+elementwise, within a row or within a seed, so each seed gets the numbers its copy alone
+would compute.
 """
 
 from __future__ import annotations
@@ -43,9 +51,19 @@ from gangrad.estimators._base import AbstractEstimator, Cost, _checked_cost
 from gangrad.estimators._conditional import conditional_gumbel, perturbed
 from gangrad.spaces import Discrete, Space
 
-__all__ = ["AbstractLearnedControlVariate"]
+__all__ = ["AbstractLearnedControlVariate", "SeedStack", "per_row"]
 
 Control = dict[str, torch.Tensor]
+
+
+def per_row(t: torch.Tensor, z: torch.Tensor, extra: int) -> torch.Tensor:
+    """A learned tensor ``t`` used on perturbed logits ``z (*seeds, N, L, C)``: with seed
+    dimensions (``t`` is then ``(*seeds, *shape)``), ``t`` with ``extra`` unit dimensions
+    after them, so that each seed's tensor meets its own rows; ``t`` itself otherwise."""
+    lead = z.dim() - 3
+    if lead == 0:
+        return t
+    return t.reshape(*t.shape[:lead], *([1] * extra), *t.shape[lead:])
 
 
 class AbstractLearnedControlVariate(AbstractEstimator):
@@ -65,7 +83,9 @@ class AbstractLearnedControlVariate(AbstractEstimator):
 
     @abc.abstractmethod
     def _control(self, control: Control, z: torch.Tensor, f: Cost) -> torch.Tensor:
-        """``c_φ(z)`` for perturbed logits ``z (N, L, C)``: shape ``(N,)``."""
+        """``c_φ(z)`` for perturbed logits ``z (N, L, C)``: shape ``(N,)``; for a
+        :class:`SeedStack`, ``z (S, N, L, C)`` with tensors ``(S, ...)`` (see
+        :func:`per_row`) gives ``(S, N)``."""
 
     def reset(self) -> None:
         """Forget the learned control variate (a fresh one is made by the next learn())."""
@@ -128,14 +148,112 @@ class AbstractLearnedControlVariate(AbstractEstimator):
 
     def _estimate(self, params: torch.Tensor, f: Cost, noise: torch.Tensor,
                   control: Control) -> torch.Tensor:
-        B = params.shape[0]
-        z, b = perturbed(params, noise[:, 0])  # B x L x C
-        z_tilde = conditional_gumbel(params, b, noise[:, 1])
+        """The surrogate for params ``(B, L, C)`` (or ``(S, B, L, C)``, many seeds)."""
+        B = params.shape[-3]
+        z, b = perturbed(params, noise[..., 0, :, :])  # B x L x C
+        z_tilde = conditional_gumbel(params, b, noise[..., 1, :, :])
         with torch.no_grad():  # b is discrete: f(b) has no path to θ
             fb = f(b)
-        c = self._control(control, torch.cat([z, z_tilde]), f)  # 2B
-        c_z, c_tilde = c[:B], c[B:]
+        c = self._control(control, torch.cat([z, z_tilde], dim=-3), f)  # 2B
+        c_z, c_tilde = c[..., :B], c[..., B:]
         log_pb = cat.log_prob(params, b)
         pathwise = c_z - c_tilde
         return (fb + (fb - c_tilde) * (log_pb - log_pb.detach())
                 + pathwise - pathwise.detach())
+
+
+class SeedStack:
+    """S copies of one learned control variate, one per seed, learned as one.
+
+    Their tensors are stacked along a leading seed dimension, and each copy's tensors
+    become views of its slice, so every copy always holds its current values (as
+    :class:`gangrad.train.stacked.Stack` does for networks). One Adam steps the stack:
+    Adam is elementwise, so each slice takes the step its copy's own Adam would. The
+    stack is made when the copies' own state would be: at once for copies that have
+    learned already, else at the first :meth:`learn` (until then the surrogate uses the
+    initial values, as each copy's would). :meth:`sync` writes the stack's Adam state back
+    into each copy's optimiser.
+
+    Each call is given the current copies: a schedule replaces them at every step
+    (:meth:`~gangrad.estimators.AbstractEstimator.replace` carries the learned state
+    over), and the first copy's hyper-parameters are the ones used.
+    """
+
+    def __init__(self, copies: list[AbstractLearnedControlVariate]) -> None:
+        """``copies``: one estimator per seed, each in the same state (e.g. deep copies of
+        one), none frozen."""
+        if not copies or any(type(c) is not type(copies[0]) or c._frozen for c in copies):
+            raise ValueError("SeedStack: the copies must be one unfrozen estimator type")
+        if len({c._control_shape for c in copies}) != 1:
+            raise ValueError("SeedStack: the copies' control variates differ in shape")
+        self.control: Control | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        if copies[0].control_ is not None:
+            self._stack(copies, None)
+
+    def _stack(self, copies: list[AbstractLearnedControlVariate],
+               params: torch.Tensor | None) -> None:
+        if params is not None:  # as each copy's first learn() would
+            for c in copies:
+                c._state(params[0])
+        keys = list(copies[0].control_)
+        self.control = {
+            k: torch.stack([c.control_[k].detach() for c in copies]).requires_grad_()
+            for k in keys}
+        self.optimizer = torch.optim.Adam(list(self.control.values()), lr=copies[0].cv_lr)
+        for k in keys:  # an Adam state the copies bring with them carries over
+            states = [c._optimizer.state.get(c.control_[k]) for c in copies]
+            if any(states):
+                if not all(states) or any(not torch.equal(st["step"], states[0]["step"])
+                                          for st in states):
+                    raise ValueError("SeedStack: the copies' optimisers are at different steps")
+                self.optimizer.state[self.control[k]] = {
+                    name: (value.clone() if name == "step" else
+                           torch.stack([st[name] for st in states]))
+                    for name, value in states[0].items()}
+        for s, c in enumerate(copies):
+            for k in keys:
+                c.control_[k].data = self.control[k].data[s]
+
+    def surrogate(self, copies: list[AbstractLearnedControlVariate], params: torch.Tensor,
+                  f: Cost, noise: torch.Tensor) -> torch.Tensor:
+        """Every seed's surrogate, ``(S, B)``, for params ``(S, B, L, C)``."""
+        estimator = copies[0]
+        shape = estimator._check_shape(params[0])
+        if self.control is None:
+            like = {"device": params.device, "dtype": params.dtype}
+            control = {k: v.to(**like).expand(len(copies), *v.shape)
+                       for k, v in estimator._init_control(shape).items()}
+        else:
+            control = {k: v.detach() for k, v in self.control.items()}
+        return estimator._estimate(params, f, noise, control)
+
+    def learn(self, copies: list[AbstractLearnedControlVariate], params: torch.Tensor,
+              f: Cost, noise: torch.Tensor) -> None:
+        """Each seed's :meth:`AbstractLearnedControlVariate.learn`, as one step."""
+        estimator = copies[0]
+        if estimator._frozen:
+            return
+        params = params.detach().requires_grad_(True)
+        if self.control is None:
+            self._stack(copies, params)
+        s = estimator._estimate(params, f, noise, self.control)  # S x B
+        (g,) = torch.autograd.grad(s.sum(), params, create_graph=True)
+        loss = g.pow(2).flatten(2).sum(2).mean(1)  # S: each seed's mean_b ‖ĝ_b‖²
+        grads = torch.autograd.grad(loss.sum(), list(self.control.values()))
+        for tensor, grad in zip(self.control.values(), grads, strict=True):
+            tensor.grad = grad
+        self.optimizer.step()
+
+    def sync(self, copies: list[AbstractLearnedControlVariate]) -> None:
+        """Each copy's optimiser state set to (a copy of) its slice of the stack's."""
+        if self.control is None:
+            return
+        for k, stacked in self.control.items():
+            state = self.optimizer.state.get(stacked)
+            if not state:
+                continue
+            for s, c in enumerate(copies):
+                c._optimizer.state[c.control_[k]] = {
+                    name: value.clone() if name == "step" else value[s].clone()
+                    for name, value in state.items()}

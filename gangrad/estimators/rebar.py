@@ -34,14 +34,16 @@ import torch
 
 from gangrad._validate import positive
 from gangrad.estimators._base import Cost
-from gangrad.estimators._control_variate import AbstractLearnedControlVariate, Control
+from gangrad.estimators._control_variate import AbstractLearnedControlVariate, Control, per_row
 
 __all__ = ["REBAR", "relaxed_cost"]
 
 
 def relaxed_cost(control: Control, z: torch.Tensor, f: Cost) -> torch.Tensor:
-    """``η f(softmax(z / λ))`` for ``z (N, L, C)``: ``(N,)``."""
-    return control["eta"] * f((z / control["log_temperature"].exp()).softmax(dim=-1))
+    """``η f(softmax(z / λ))`` for ``z (N, L, C)``: ``(N,)`` (``(S, N)`` for ``z (S, N, L,
+    C)`` and a control variate per seed)."""
+    temperature = per_row(control["log_temperature"], z, 3).exp()
+    return per_row(control["eta"], z, 1) * f((z / temperature).softmax(dim=-1))
 
 
 class REBAR(AbstractLearnedControlVariate):

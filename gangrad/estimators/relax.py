@@ -41,12 +41,20 @@ import torch
 
 from gangrad._validate import integer, positive
 from gangrad.estimators._base import Cost
-from gangrad.estimators._control_variate import AbstractLearnedControlVariate, Control
+from gangrad.estimators._control_variate import AbstractLearnedControlVariate, Control, per_row
 from gangrad.estimators.rebar import relaxed_cost
 
 __all__ = ["RELAX"]
 
 INIT_SEED = 0
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b``; with a leading seed dimension on both, one product per seed, each the
+    product that seed's own estimator computes (a batched product may round otherwise)."""
+    if a.dim() == 2:
+        return a @ b
+    return torch.stack([x @ y for x, y in zip(a.unbind(0), b.unbind(0), strict=True)])
 
 
 class RELAX(AbstractLearnedControlVariate):
@@ -87,7 +95,7 @@ class RELAX(AbstractLearnedControlVariate):
         return control
 
     def _control(self, control: Control, z: torch.Tensor, f: Cost) -> torch.Tensor:
-        x = (z / control["log_temperature"].exp()).softmax(dim=-1)  # N x L x C
-        r = torch.tanh(x.flatten(1) @ control["w1"] + control["b1"]) @ control["w2"]
-        r = r + control["b2"]
+        x = (z / per_row(control["log_temperature"], z, 3).exp()).softmax(dim=-1)  # N x L x C
+        h = torch.tanh(_matmul(x.flatten(-2), control["w1"]) + per_row(control["b1"], z, 1))
+        r = _matmul(h, control["w2"]) + per_row(control["b2"], z, 1)
         return r + relaxed_cost(control, z, f) if self.rebar_term else r

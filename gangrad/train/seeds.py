@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gangrad.estimators import AbstractEstimator
+from gangrad.estimators._control_variate import AbstractLearnedControlVariate, SeedStack
 from gangrad.losses import generator_loss as cost_through
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, prepare
@@ -58,9 +59,12 @@ class StackedSeeds(Seeds):
     carry a leading seed dimension ``(S, N, ...)``.
 
     An estimator whose rows are independent and which keeps no state sees every seed's
-    rows in one call; any other keeps a copy per seed (``TrainState.estimator``), called
-    on that seed's rows through that seed's D, so its state and its batch are the seed's
-    own — as in the seed's lone run.
+    rows in one call; any other keeps a copy per seed (``TrainState.estimator``), so its
+    state and its batch are the seed's own, as in the seed's lone run. The copies of a
+    learned control variate (REBAR, RELAX) are stacked
+    (:class:`~gangrad.estimators._control_variate.SeedStack`) and compute every seed's
+    estimate and update in one call through the stacked D; other copies are called seed
+    by seed, each on its seed's rows through its seed's D.
     """
 
     def __init__(self, states: list[TrainState], task: AbstractTask, cfg: TrainConfig) -> None:
@@ -74,10 +78,25 @@ class StackedSeeds(Seeds):
             st.opt_g, st.opt_d = self.opt_g, self.opt_d
         self._d_frozen = False
         self._costs: list = []
+        self.control = self._stack_controls()
+
+    def _stack_controls(self) -> SeedStack | None:
+        copies = self._copies()
+        if not isinstance(copies[0], AbstractLearnedControlVariate) or copies[0]._frozen:
+            return None
+        return SeedStack(copies)
+
+    def _copies(self) -> list:
+        return [st.estimator for st in self.states]
 
     @property
     def shared(self) -> bool:
         return not per_seed_estimators(self.states[0].estimator)
+
+    def sync(self) -> None:
+        """Each seed's estimator copy holds its full learned state (before it is read)."""
+        if self.control is not None:
+            self.control.sync(self._copies())
 
     def latents(self) -> torch.Tensor:
         return torch.stack([sample_latent(self.task, self.cfg.latent, self.cfg.batch_size,
@@ -100,7 +119,9 @@ class StackedSeeds(Seeds):
 
     def fakes(self, params):
         space, noise = self.task.space, self._noise(params)
-        if not self.shared:
+        # a control variate's rows are independent up to its first call of f, where the
+        # fakes are read, so its copies' rows go in one call too
+        if not self.shared and self.control is None:
             return torch.stack([fakes(st.estimator, params[s], noise[s], space)
                                 for s, st in enumerate(self.states)])
         flat = fakes(self.states[0].estimator, params.flatten(0, 1),
@@ -109,6 +130,11 @@ class StackedSeeds(Seeds):
 
     def generator_loss(self, params):
         space, S, noise = self.task.space, len(self.states), self._noise(params.detach())
+        if self.control is not None:
+            # every seed's rows (S, N, ...) through its own frozen D: (S, N)
+            self._costs = [cost_through(self.cfg.loss, lambda x: self.D(x, frozen=True))]
+            return self.control.surrogate(self._copies(), params, self._costs[0],
+                                          torch.stack(noise)).mean(1)
         if not self.shared:
             self._costs = [cost_through(self.cfg.loss, st.D) for st in self.states]
             return torch.stack([st.estimator.surrogate(params[s], f, noise=noise[s],
@@ -127,6 +153,10 @@ class StackedSeeds(Seeds):
         return values.reshape(S, -1).mean(1)
 
     def learn(self, params):
+        if self.control is not None:
+            noise = torch.stack(self._noise(params))
+            self.control.learn(self._copies(), params, self._costs[0], noise)
+            return
         for s, st in enumerate(self.states):
             if st.estimator.learns:
                 st.estimator.learn(params[s], self._costs[s], space=self.task.space,
@@ -247,6 +277,7 @@ def _batched(task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
                 run.record(step, start)
 
     def checkpoint(step: int) -> None:
+        batch.sync()
         for run in runs:
             if run.ok:
                 calls.checkpoint(run.cfg.seed, step, run.state)
@@ -286,4 +317,5 @@ def _batched(task: AbstractTask, estimator: AbstractEstimator, cfg: TrainConfig,
                 if run.ok and run.last_step != step:
                     run.record(step, start)
             checkpoint(step)
+    batch.sync()
     return [run.history() for run in runs]
