@@ -292,3 +292,37 @@ def test_tidy_metrics_carry_every_hyperparameter(tiny_run):
     default = estimators.create("st_gumbel").temperature  # not set by the suite: its default
     assert set(by_estimator.get_group("st_gumbel")["temperature"]) == {default}
     assert by_estimator.get_group("pathwise")["sigma"].isna().all()
+
+
+def test_more_seeds_extend_a_run_and_keep_what_is_stored(tiny, tmp_path, capsys):
+    """``--seeds N``: the suite's seeds, then the next unused ones; the stored cells are
+    kept, only the new seeds' cells run, and the report counts against the N seeds."""
+    from gangrad.report import build_report
+
+    suite = load_suite(tiny)
+    assert suite.seeds == [0, 1]
+    more = suite.with_seeds(4)
+    assert more.seeds == [0, 1, 2, 3] and len(more.cells) == 2 * len(suite.cells)
+    assert {c.cell_id for c in suite.cells} <= {c.cell_id for c in more.cells}
+    assert suite.with_seeds(1).seeds == [0]
+    assert load_suite(tiny).with_seeds(4).text == more.text  # the text says which
+    odd = tiny.parent / "odd.toml"  # no seeds line: seed 0, then 1, 2
+    odd.write_text(tiny.read_text().replace("seeds = [0, 1]\n", ""))
+    assert load_suite(odd).with_seeds(3).seeds == [0, 1, 2]
+    spaced = tiny.parent / "spaced.toml"
+    spaced.write_text(tiny.read_text().replace("seeds = [0, 1]", "seeds = [\n  5,\n  2,\n]"))
+    assert load_suite(spaced).with_seeds(3).seeds == [5, 2, 0]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="integer >= 1"):
+            suite.with_seeds(bad)
+
+    store = str(tmp_path / "m.sqlite")
+    assert cli.main(["run", str(tiny), "--store", store, "-q"]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", str(tiny), "--store", store, "-q", "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "21 cells, 3 seeds" in out and "7 ok" in out and "14 already stored" in out
+    report = build_report("tiny", store, tmp_path / "reports")
+    assert (report.stored, report.expected, report.missing) == (21, 21, [])
+    assert cli.main(["run", str(tiny), "--store", store, "-q", "--seeds", "2"]) == 2
+    assert "no longer declares" in capsys.readouterr().err

@@ -163,9 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gangrad.runner import check_device, check_run_name, load_suite, run_suite
 
     suite = load_suite(args.suite)  # validates the whole file before anything runs
+    if args.seeds is not None:
+        suite = suite.with_seeds(args.seeds)
     check_device(args.device)
     check_run_name(args.run or suite.name)
-    print(f"suite {suite.name}: {len(suite.cells)} cells"
+    print(f"suite {suite.name}: {len(suite.cells)} cells, {len(suite.seeds)} seeds"
           + (f" — {suite.description}" if suite.description else ""))
     workers = args.workers
     if workers is None:  # one per core on the CPU; one process drives a GPU

@@ -145,6 +145,10 @@ def _run(sub) -> None:
                    help="train every cell on its own (by default the cells that differ only "
                    "in their seed train together as one batched model, with the same "
                    "numbers)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="run every cell on N seeds: the suite's own, then the next unused "
+                   "ones (a report's 'seeds needed' tells how many would likely decide "
+                   "its undetermined comparisons; the cells already stored are kept)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=commands.cmd_run)
 

@@ -112,6 +112,31 @@ class Suite:
     text: str
     cells: list[Cell] = field(default_factory=list)
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the suite's cells, in the order declared."""
+        return list(dict.fromkeys(c.seed for c in self.cells))
+
+    def with_seeds(self, n: int) -> Suite:
+        """The suite on ``n`` seeds: its own first, then the smallest unused ones (``n``
+        fewer than declared keeps the first ``n``). Its text says so, so a run stored
+        from it reports its missing cells against these seeds."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"seeds: the number of seeds must be an integer >= 1, got {n!r}")
+        seeds = self.seeds[:n]
+        extra = (s for s in itertools.count() if s not in set(self.seeds))
+        seeds += list(itertools.islice(extra, n - len(seeds)))
+        line = f"seeds = {seeds}"
+        pattern = re.compile(r"^seeds\s*=\s*\[[^\]]*\]", re.MULTILINE)
+        head = re.split(r"^\s*\[", self.text, maxsplit=1, flags=re.MULTILINE)[0]
+        if pattern.search(head):
+            text = pattern.sub(line, self.text, count=1)
+        else:  # no seeds declared (seed 0): the line goes before the first table
+            match = re.search(r"^\s*\[", self.text, flags=re.MULTILINE)
+            at = match.start() if match else len(self.text)
+            text = self.text[:at] + line + "\n" + self.text[at:]
+        return parse_suite(text, self.name)
+
 
 def _line(text: str, needle: str, after: int = 0) -> int | None:
     """1-based line of the first occurrence of ``needle`` at or after line ``after``."""
