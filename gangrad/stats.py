@@ -119,19 +119,20 @@ def _paired(d: np.ndarray, margin: float) -> tuple[float, float, float, float, f
     return mean, float(ci.low), float(ci.high), float(test.pvalue), p_eq
 
 
-def _seeds_needed(d: np.ndarray, margin: float, m: int) -> int | None:
-    """Common seeds likely to decide a comparison (80% power at the Holm level of ``m``
-    comparisons): the fewer of those that resolve the difference and those that show
-    equivalence, less the seeds used."""
+def _seeds_needed(d: np.ndarray, margin: float, m: int, alpha: float = 0.05) -> int | None:
+    """Common seeds likely to decide a comparison (80% power at the Holm level ``alpha/m``
+    of ``m`` comparisons): the fewer of those that resolve the difference and those that
+    show equivalence, less the seeds used."""
     n, mean, sd = len(d), abs(float(d.mean())), float(d.std(ddof=1)) if len(d) > 1 else math.nan
     if not sd == sd or sd == 0:
         return None
     power = scipy.stats.norm.ppf(0.8)
     needs = []
     if mean > 0:
-        needs.append(((scipy.stats.norm.ppf(1 - 0.025 / m) + power) * sd / mean) ** 2)
+        needs.append(((scipy.stats.norm.ppf(1 - alpha / 2 / m) + power) * sd / mean) ** 2)
     if margin == margin and mean < margin:
-        needs.append(((scipy.stats.norm.ppf(1 - 0.05 / m) + power) * sd / (margin - mean)) ** 2)
+        needs.append(((scipy.stats.norm.ppf(1 - alpha / m) + power) * sd / (margin - mean))
+                     ** 2)
     return max(math.ceil(min(needs)) - n, 1) if needs else None
 
 
@@ -139,7 +140,8 @@ def compare_to_best(values: dict[str, dict[int, float]], best: str, higher_is_be
                     margin: float, level: float = 0.95) -> list[Comparison]:
     """Each estimator of ``values`` (label -> {seed: value}) against ``best`` on their
     common seeds: paired t-tests for a difference and two one-sided tests for
-    equivalence within ``margin``, Holm-adjusted over the comparisons."""
+    equivalence within ``margin``, Holm-adjusted over the comparisons and decided at
+    ``1 − level`` (the intervals of the differences stay 95%)."""
     others = [label for label in values if label != best]
     rows = []
     for label in others:
@@ -158,7 +160,8 @@ def compare_to_best(values: dict[str, dict[int, float]], best: str, higher_is_be
         elif pe == pe and pe < alpha:
             outcome, needed = "equivalent", None
         else:
-            outcome, needed = "undetermined", _seeds_needed(d, margin, m) if len(d) else None
+            outcome, needed = ("undetermined",
+                               _seeds_needed(d, margin, m, alpha) if len(d) else None)
         out.append(Comparison(label, best, outcome, mean, lo, hi, len(d), pd_, pe, needed))
     return out
 

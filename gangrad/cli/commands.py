@@ -165,10 +165,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)  # validates the whole file before anything runs
     if args.seeds is not None:
         suite = suite.with_seeds(args.seeds)
+    if args.until_decided is not None:
+        suite = suite.with_sequential(args.until_decided)
     check_device(args.device)
     check_run_name(args.run or suite.name)
     print(f"suite {suite.name}: {len(suite.cells)} cells, {len(suite.seeds)} seeds"
           + (f" — {suite.description}" if suite.description else ""))
+    if suite.sequential is not None:
+        seq = suite.sequential
+        print(f"sequential: {seq.batch} more seeds per look to tasks still undetermined, up "
+              f"to {seq.max_seeds}; decisions at level {1 - seq.level:.4g} over {seq.looks} "
+              "looks")
     workers = args.workers
     if workers is None:  # one per core on the CPU; one process drives a GPU
         import os

@@ -149,6 +149,11 @@ def _run(sub) -> None:
                    help="run every cell on N seeds: the suite's own, then the next unused "
                    "ones (a report's 'seeds needed' tells how many would likely decide "
                    "its undetermined comparisons; the cells already stored are kept)")
+    p.add_argument("--until-decided", type=int, metavar="MAX",
+                   help="sequential allocation: after the suite's seeds, add as many again "
+                   "to each task while a comparison with its best is undetermined, up to MAX "
+                   "seeds per task; every decision is then made at level 0.05/K over the K "
+                   "looks, so the false-decision rate stays below 0.05")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=commands.cmd_run)
 

@@ -23,7 +23,7 @@ from gangrad.report.figures import FIGURES, RunData
 from gangrad.report.render import efficiency_view, summary_view, write_html, write_markdown
 from gangrad.report.tables import efficiency_table, grad_table, summary_table
 
-__all__ = ["Report", "build_report"]
+__all__ = ["Report", "build_report", "stored_suite"]
 
 
 @dataclass
@@ -38,17 +38,24 @@ class Report:
     expected: int = 0
 
 
-def _missing(info: dict, stored_ids: set[str]) -> list[str]:
-    """Labels of the suite's cells that the store does not hold yet."""
+def stored_suite(info: dict):
+    """The suite a run was stored from (its text is kept with the run), or ``None``."""
     from gangrad.runner import SuiteError, parse_suite
 
     if not info.get("suite_text"):
-        return []
+        return None
     try:
-        suite = parse_suite(info["suite_text"], info["suite"])
+        return parse_suite(info["suite_text"], info["suite"])
     except SuiteError:
-        return []
-    return [c.label for c in suite.cells if c.cell_id not in stored_ids]
+        return None
+
+
+def _planned(suite, metrics: pd.DataFrame, cells: pd.DataFrame) -> list:
+    """The cells the run's suite calls for, given what is stored (a sequential suite's
+    looks included)."""
+    from gangrad.runner import planned_cells
+
+    return [] if suite is None else planned_cells(suite, metrics, cells)
 
 
 def _status_line(cells: pd.DataFrame) -> str:
@@ -64,17 +71,23 @@ def build_report(run: str, store: str | Path | None = None,
     with Store(store, readonly=True) as db:
         info = db.run_info(run)
         cells = db.cells(run)
-        run_data = RunData(tidy(db.metrics(run), cells), cells, db.samples(run))
+        raw = db.metrics(run)
+        run_data = RunData(tidy(raw, cells), cells, db.samples(run))
     metrics = run_data.metrics
     directory = Path(out_dir) / run
     (directory / "figures").mkdir(parents=True, exist_ok=True)
     (directory / "tables").mkdir(parents=True, exist_ok=True)
-    missing = _missing(info, set(cells["cell_id"]))
+    suite = stored_suite(info)
+    plan = _planned(suite, raw, cells)
+    stored_ids = set(cells["cell_id"])
+    missing = [c.label for c in plan if c.cell_id not in stored_ids]
     report = Report(run, directory, directory / "index.html", directory / "report.md",
                     missing=missing, stored=len(cells),
-                    expected=int(info.get("expected_cells") or len(cells)))
+                    expected=len(plan) if plan else int(info.get("expected_cells")
+                                                        or len(cells)))
 
-    summary = summary_table(metrics, cells)
+    level = suite.level if suite is not None else 0.95
+    summary = summary_table(metrics, cells, level)
     grads = grad_table(metrics)
     summary.to_csv(directory / "tables" / "summary.csv", index=False)
     grads.to_csv(directory / "tables" / "gradient_stats.csv", index=False)
@@ -97,6 +110,17 @@ def build_report(run: str, store: str | Path | None = None,
               f"{info.get('torch')}, device {info.get('device')}, commit "
               f"{(info.get('git_commit') or 'unknown')[:10]}; written "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    if suite is not None and suite.sequential is not None:
+        from gangrad.runner.suite import ALPHA
+
+        seq = suite.sequential
+        seeds = cells.groupby("task")["seed"].nunique().to_dict() if len(cells) else {}
+        header += (f" Sequential allocation: {seq.first} seeds, then {seq.batch} more at each "
+                   f"look while a comparison with the best is undetermined, up to "
+                   f"{seq.max_seeds} ({seq.looks} looks at most); every decision is made at "
+                   f"level α/{seq.looks} = {1 - seq.level:.4g} (Bonferroni over the looks, "
+                   f"α = {ALPHA:g} in all). Seeds per task: "
+                   + ", ".join(f"{t} {n}" for t, n in sorted(seeds.items())) + ".")
     missing_text = ""
     if missing:
         shown = ", ".join(missing[:20]) + (f", … ({len(missing) - 20} more)"

@@ -25,10 +25,11 @@ SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's hea
                 "with the seeds that would likely decide it; the decisions are Holm-adjusted "
                 "over the task's comparisons, the intervals of the differences are each "
                 "95% on its own. Gradient columns are at the last checkpoint. To decide "
-                "what is undetermined, choose a number of seeds from the estimate once and "
-                "run the suite again on them (gangrad run SUITE --seeds N keeps the cells "
-                "already stored): adding seeds until a comparison happens to decide would "
-                "make false decisions more likely than the stated level.")
+                "what is undetermined, run the suite with sequential allocation (gangrad run "
+                "SUITE --until-decided MAX adds seeds look by look and decides every look at "
+                "level 0.05/K over its K looks); adding seeds by hand (--seeds N) and "
+                "reading the decisions again is a second look that the stated level does "
+                "not cover.")
 
 
 EFFICIENCY_NOTE = ("Gradient estimators at equal cost, per task at its last checkpoint "

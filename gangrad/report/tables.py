@@ -12,7 +12,7 @@ from gangrad import tasks
 from gangrad.measure import STATISTICS
 from gangrad.stats import compare_to_best, mean_ci
 
-__all__ = ["efficiency_table", "grad_table", "summary_table"]
+__all__ = ["efficiency_table", "grad_table", "summary_table", "undetermined_tasks"]
 
 
 def _outcomes(metrics: pd.DataFrame, cells: pd.DataFrame | None) -> pd.DataFrame:
@@ -43,7 +43,35 @@ def _final_values(metrics: pd.DataFrame, ok: set[str], task_key: str,
     return values
 
 
-def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
+def _task_comparisons(metrics: pd.DataFrame, tout: pd.DataFrame, ok: set[str],
+                      task_key: str, level: float):
+    """A task's headline metric, its values, faults, best and comparisons with the best."""
+    name, _ = tasks.headline_metric(task_key)
+    spec = tasks.REGISTRY.get(task_key).metric(name)
+    values = _final_values(metrics, ok, task_key, name)
+    faults = {label: _faults(ldf["status"]) for label, ldf in tout.groupby("label")}
+    means = {label: float(np.mean(list(v.values()))) for label, v in values.items()}
+    clean = [label for label in means if not faults[label]] or list(means)
+    pick = max if spec.higher_is_better else min
+    best = pick(clean, key=means.get) if clean else None
+    comparisons = ({c.estimator: c for c in compare_to_best(
+        values, best, spec.higher_is_better, spec.margin, level)} if best else {})
+    return name, spec, values, faults, best, comparisons
+
+
+def undetermined_tasks(metrics: pd.DataFrame, cells: pd.DataFrame | None = None,
+                       level: float = 0.95) -> set[str]:
+    """The tasks with a comparison against their best that is undetermined at ``level``
+    (what :func:`summary_table` decides)."""
+    outcomes = _outcomes(metrics, cells)
+    ok = set(outcomes.loc[outcomes["status"] == "ok", "cell_id"])
+    return {task_key for task_key, tout in outcomes.groupby("task", sort=True)
+            if any(c.outcome == "undetermined" for c in
+                   _task_comparisons(metrics, tout, ok, task_key, level)[5].values())}
+
+
+def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None,
+                  level: float = 0.95) -> pd.DataFrame:
     """Per task, each estimator's final headline metric over its sound seeds, ranked, and
     compared with the best by paired differences over common seeds
     (:func:`gangrad.stats.compare_to_best`): ``outcome`` is ``best``, ``worse``,
@@ -51,22 +79,15 @@ def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None) -> p
     ``seeds_needed``), after how many seeds diverged or failed. A diverged or failed cell
     is never ranked on a value from before its fault; an estimator with no sound seed is
     listed last, unranked. The best is the best mean among estimators none of whose seeds
-    failed or diverged (among all, if every one had a fault).
+    failed or diverged (among all, if every one had a fault). Decisions are at ``level``
+    (a sequential suite's ``1 − α/K``).
     """
     outcomes = _outcomes(metrics, cells)
     ok = set(outcomes.loc[outcomes["status"] == "ok", "cell_id"])
     rows = []
     for task_key, tout in outcomes.groupby("task", sort=True):
-        name, _ = tasks.headline_metric(task_key)
-        spec = tasks.REGISTRY.get(task_key).metric(name)
-        values = _final_values(metrics, ok, task_key, name)
-        faults = {label: _faults(ldf["status"]) for label, ldf in tout.groupby("label")}
-        means = {label: float(np.mean(list(v.values()))) for label, v in values.items()}
-        clean = [label for label in means if not faults[label]] or list(means)
-        pick = max if spec.higher_is_better else min
-        best = pick(clean, key=means.get) if clean else None
-        comparisons = ({c.estimator: c for c in compare_to_best(
-            values, best, spec.higher_is_better, spec.margin)} if best else {})
+        name, spec, values, faults, best, comparisons = _task_comparisons(
+            metrics, tout, ok, task_key, level)
         for label, ldf in tout.groupby("label"):
             rows.append(_row(task_key, label, name, spec, values.get(label, {}), len(ldf),
                              faults[label], best, comparisons.get(label),

@@ -37,15 +37,16 @@ from gangrad.runner.store import Store, StoreError, check_run_name
 from gangrad.runner.suite import (
     BUILTIN_SUITES,
     Cell,
+    Sequential,
     Suite,
     SuiteError,
     load_suite,
     parse_suite,
 )
 
-__all__ = ["BUILTIN_SUITES", "TIMING_METRICS", "Cell", "Progress", "Store", "StoreError", "Suite",
-           "SuiteError", "Summary", "check_device", "check_run_name", "load", "load_suite",
-           "parse_suite", "run_suite", "tidy"]
+__all__ = ["BUILTIN_SUITES", "TIMING_METRICS", "Cell", "Progress", "Sequential", "Store",
+           "StoreError", "Suite", "SuiteError", "Summary", "check_device", "check_run_name",
+           "load", "load_suite", "parse_suite", "planned_cells", "run_suite", "tidy"]
 
 
 @dataclass
@@ -128,7 +129,9 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
     diverged ones are results and are kept. Each cell is claimed in the store before it
     is computed, so a second process on the same run takes other cells. A run whose
     stored cells the suite no longer declares (the suite was edited) is refused: name a
-    new ``run`` or pass ``fresh=True``.
+    new ``run`` or pass ``fresh=True``. A sequential suite then runs each look's next
+    batch of seeds for the tasks still undetermined (:func:`planned_cells`), until every
+    task is decided or has its ``max_seeds``.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if backend not in ("local", "ray"):
@@ -144,21 +147,62 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
                 "git_commit": git_commit()}
         db.start_run(run, suite.name, suite.text, len(suite.cells), meta, fresh=fresh)
         finished = db.finished(run, retry_failed)
-        todo = [c for c in suite.cells if c.cell_id not in finished]
-        summary = Summary(run=run, store=db.path, total=len(suite.cells),
-                          skipped=len(suite.cells) - len(todo),
-                          retried=len(db.cell_ids(run) & {c.cell_id for c in todo}))
+        stored = db.cell_ids(run)
+        summary = Summary(run=run, store=db.path, total=0)
+        seen: set[str] = set()
         try:
-            _run_groups(db, run, groups_of(todo, batch_seeds), summary, workers, backend,
-                        address, device, progress, on_cell)
+            while not summary.interrupted:  # a sequential suite's plan grows look by look
+                cells = (planned_cells(suite, db.metrics(run), db.cells(run))
+                         if suite.sequential else suite.cells)
+                new = [c for c in cells if c.cell_id not in seen]
+                if not new:
+                    break
+                seen |= {c.cell_id for c in new}
+                todo = [c for c in new if c.cell_id not in finished]
+                summary.total += len(new)
+                summary.skipped += len(new) - len(todo)
+                summary.retried += len(stored & {c.cell_id for c in todo})
+                db.start_run(run, suite.name, suite.text, len(cells), meta)
+                _run_groups(db, run, groups_of(todo, batch_seeds), summary, workers, backend,
+                            address, device, progress, on_cell)
         finally:
             db.release(run)
     summary.wall_s = time.perf_counter() - start
     return summary
 
 
+def planned_cells(suite: Suite, metrics: pd.DataFrame, cells: pd.DataFrame) -> list[Cell]:
+    """The cells ``suite`` calls for, given what is stored (``metrics`` and ``cells`` of
+    the run, as :class:`Store` returns them): its own cells and, for a sequential suite,
+    each look's next batch of seeds for every task whose comparisons were still
+    undetermined on the seeds before it (decided at the suite's level; see
+    :mod:`gangrad.runner.suite`). A look whose cells are not all stored yet adds nothing
+    after it, so replaying the looks on a resumed run gives the same plan."""
+    plan = list(suite.cells)
+    seq = suite.sequential
+    if seq is None:
+        return plan
+    from gangrad.report.tables import undetermined_tasks
+
+    stored = set(cells["cell_id"]) if len(cells) else set()
+    open_tasks = list(dict.fromkeys(c.task for c in suite.cells))
+    for look in range(1, seq.looks):
+        before = {t: suite.task_cells(t, seq.seeds_at(look - 1)) for t in open_tasks}
+        complete = [t for t in open_tasks if all(c.cell_id in stored for c in before[t])]
+        ids = {c.cell_id for t in complete for c in before[t]}
+        still = undetermined_tasks(metrics[metrics["cell_id"].isin(ids)],
+                                   cells[cells["cell_id"].isin(ids)], suite.level) \
+            if ids else set()
+        open_tasks = [t for t in complete if t in still]
+        for t in open_tasks:
+            have = {c.cell_id for c in before[t]}
+            plan += [c for c in suite.task_cells(t, seq.seeds_at(look))
+                     if c.cell_id not in have]
+    return plan
+
+
 def _check_same_suite(db: Store, run: str, suite: Suite, fresh: bool) -> None:
-    stale = db.cell_ids(run) - {c.cell_id for c in suite.cells}
+    stale = db.cell_ids(run) - {c.cell_id for c in suite.possible_cells()}
     if stale and not fresh:
         raise ValueError(
             f"run {run!r} in {db.path} holds {len(stale)} cells that suite {suite.name!r} no "
@@ -171,7 +215,7 @@ def _run_groups(db: Store, run: str, groups: list[Group], summary: Summary, work
                 on_cell: Callable[[Cell, dict[str, Any]], None] | None) -> None:
     """Compute the groups (each claimed first) and store each finished cell."""
     bar = Progress(summary.total, enabled=progress)
-    done = summary.skipped
+    done = summary.skipped + summary.ok + summary.diverged + summary.failed
     bar.update(done, 0, 0)
 
     def admit(group: Group) -> Group:

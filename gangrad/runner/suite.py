@@ -30,6 +30,19 @@ every problem at once, with the line it was found on where the text allows::
 
 The cell identity (:attr:`Cell.cell_id`) is a stable hash of its full configuration, so
 a re-run of the same suite recognises the cells it has already finished.
+
+Sequential allocation (optional): seeds are added to a task, in batches, while a
+comparison against its best estimator is undetermined::
+
+    [sequential]
+    max_seeds = 32                     # at most this many seeds per task
+    batch = 8                          # seeds added per look (default: len(seeds))
+
+Each task is looked at after its first ``len(seeds)`` seeds and after each batch, at most
+``K = 1 + ceil((max_seeds − len(seeds)) / batch)`` times, and the comparisons at every look
+(and in the report) are decided at level ``α/K`` (Bonferroni over the looks, with α =
+0.05): however many looks a task takes, the chance of any false decision stays below α.
+The seeds added are the next unused non-negative integers.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ import itertools
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -54,10 +67,13 @@ from gangrad.measure import GradStatsConfig
 from gangrad.measure.config import SUITE_KEYS
 from gangrad.train import TrainConfig
 
-__all__ = ["BUILTIN_SUITES", "Cell", "Suite", "SuiteError", "load_suite", "parse_suite"]
+__all__ = ["ALPHA", "BUILTIN_SUITES", "Cell", "Sequential", "Suite", "SuiteError", "load_suite",
+           "parse_suite"]
 
 BUILTIN_SUITES = ("quick", "frontier", "full")
-TOP_KEYS = {"name", "description", "seeds", "train", "grad_stats", "tasks"}
+TOP_KEYS = {"name", "description", "seeds", "train", "grad_stats", "tasks", "sequential"}
+SEQUENTIAL_KEYS = {"max_seeds", "batch"}
+ALPHA = 0.05  # the family-wise error of a suite's decisions, over all its looks
 TASK_KEYS = {"key", "params", "train", "estimators", "grad_stats"}
 TRAIN_KEYS = set(TrainConfig.__dataclass_fields__) - {"seed", "schedules", "device"}
 GRAD_KEYS = {"at_steps", *SUITE_KEYS}
@@ -105,17 +121,82 @@ class Cell:
         return f"{self.task}/{self.estimator_label}/seed{self.seed}"
 
 
+@dataclass(frozen=True)
+class Sequential:
+    """A suite's sequential allocation (see the module doc): ``first`` seeds, then
+    ``batch`` more at each look while undetermined, up to ``max_seeds``."""
+
+    first: int
+    max_seeds: int
+    batch: int
+
+    @property
+    def looks(self) -> int:
+        return 1 + -(-(self.max_seeds - self.first) // self.batch)
+
+    @property
+    def level(self) -> float:
+        """The confidence level of each look's decisions: ``1 − α/K``."""
+        return 1 - ALPHA / self.looks
+
+    def seeds_at(self, look: int) -> int:
+        """How many seeds a task has at ``look`` (0: the suite's own)."""
+        return min(self.first + look * self.batch, self.max_seeds)
+
+
 @dataclass
 class Suite:
     name: str
     description: str
     text: str
     cells: list[Cell] = field(default_factory=list)
+    sequential: Sequential | None = None
 
     @property
     def seeds(self) -> list[int]:
         """The seeds of the suite's cells, in the order declared."""
         return list(dict.fromkeys(c.seed for c in self.cells))
+
+    @property
+    def level(self) -> float:
+        """The confidence level the suite's comparisons are decided at."""
+        return self.sequential.level if self.sequential else 1 - ALPHA
+
+    def seed_list(self, n: int) -> list[int]:
+        """The first ``n`` seeds: the suite's own, then the smallest unused ones."""
+        own = self.seeds
+        extra = (s for s in itertools.count() if s not in set(own))
+        return own[:n] + list(itertools.islice(extra, max(n - len(own), 0)))
+
+    def task_cells(self, task: str, n: int) -> list[Cell]:
+        """The cells of every ``task`` entry on its first ``n`` seeds (:meth:`seed_list`)."""
+        first = self.seeds[0]
+        return [replace(c, seed=seed) for c in self.cells if c.task == task and c.seed == first
+                for seed in self.seed_list(n)]
+
+    def possible_cells(self) -> list[Cell]:
+        """Every cell the suite may run: its own and, if sequential, every task's cells on
+        up to ``max_seeds`` seeds."""
+        if self.sequential is None:
+            return list(self.cells)
+        tasks_ = dict.fromkeys(c.task for c in self.cells)
+        return [c for t in tasks_ for c in self.task_cells(t, self.sequential.max_seeds)]
+
+    def with_sequential(self, max_seeds: int, batch: int | None = None) -> Suite:
+        """The suite with sequential allocation up to ``max_seeds`` seeds per task, in
+        batches of ``batch`` (default: as many as the suite has), replacing any it
+        declares; its text says so."""
+        lines = [f"max_seeds = {max_seeds!r}"] + ([f"batch = {batch!r}"] if batch is not None
+                                                 else [])
+        kept, skipping = [], False
+        for line in self.text.splitlines():
+            header = re.match(r"^\s*\[", line)
+            if header:
+                skipping = re.match(r"^\s*\[\s*sequential\s*\]", line) is not None
+            if not skipping:
+                kept.append(line)
+        text = "\n".join(kept).rstrip("\n") + "\n\n[sequential]\n" + "\n".join(lines) + "\n"
+        return parse_suite(text, self.name)
 
     def with_seeds(self, n: int) -> Suite:
         """The suite on ``n`` seeds: its own first, then the smallest unused ones (``n``
@@ -123,10 +204,7 @@ class Suite:
         from it reports its missing cells against these seeds."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"seeds: the number of seeds must be an integer >= 1, got {n!r}")
-        seeds = self.seeds[:n]
-        extra = (s for s in itertools.count() if s not in set(self.seeds))
-        seeds += list(itertools.islice(extra, n - len(seeds)))
-        line = f"seeds = {seeds}"
+        line = f"seeds = {self.seed_list(n)}"
         pattern = re.compile(r"^seeds\s*=\s*\[[^\]]*\]", re.MULTILINE)
         head = re.split(r"^\s*\[", self.text, maxsplit=1, flags=re.MULTILINE)[0]
         if pattern.search(head):
@@ -247,10 +325,39 @@ class _Validator:
         ids = [c.cell_id for c in cells]
         if len(set(ids)) != len(ids):
             self.bad("the suite declares the same cell more than once")
+        sequential = self.sequential(len(seeds))
         if self.problems:
             raise SuiteError(self.source, self.problems)
         return Suite(name=name, description=str(data.get("description", "")), text=self.text,
-                     cells=cells)
+                     cells=cells, sequential=sequential)
+
+    def sequential(self, first: int) -> Sequential | None:
+        """The ``[sequential]`` table, checked against the suite's ``first`` seeds."""
+        if "sequential" not in self.data:
+            return None
+        table = self.data["sequential"]
+        if not isinstance(table, dict):
+            self.bad("[sequential] must be a table", "sequential")
+            return None
+        for key in sorted(set(table) - SEQUENTIAL_KEYS):
+            self.bad(f"unknown key {key!r} in [sequential] (allowed: "
+                     f"{', '.join(sorted(SEQUENTIAL_KEYS))})", key)
+        top, batch = table.get("max_seeds"), table.get("batch", first)
+
+        def count(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        if "max_seeds" not in table:
+            self.bad("[sequential] needs max_seeds, the most seeds a task may take",
+                     "sequential")
+        elif not count(top) or top <= first:
+            self.bad(f"sequential.max_seeds must be an integer above the {first} seeds the "
+                     f"suite starts with, got {top!r}", "max_seeds")
+        if not count(batch):
+            self.bad(f"sequential.batch must be an integer >= 1, got {batch!r}", "batch")
+        if self.problems or not count(top) or not count(batch) or top <= first:
+            return None
+        return Sequential(first=first, max_seeds=top, batch=batch)
 
     def task(self, entry: dict[str, Any], after: int, seeds: list[int],
              train_all: dict[str, Any], grad_all: dict[str, Any]) -> list[Cell]:
