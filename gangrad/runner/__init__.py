@@ -85,8 +85,10 @@ class Summary:
 class Progress:
     """One status line: cells done / running / failed, and an ETA."""
 
-    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True) -> None:
-        self.total, self.stream, self.enabled = total, stream, enabled
+    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True,
+                 done: int = 0) -> None:
+        """``done``: cells already done when it starts (they do not count in the rate)."""
+        self.total, self.stream, self.enabled, self.first = total, stream, enabled, done
         self.start = time.perf_counter()
         self.tty = hasattr(stream, "isatty") and stream.isatty()
 
@@ -94,7 +96,8 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        eta = (elapsed / done * (self.total - done)) if done else float("nan")
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
         width = 24
         filled = int(width * done / self.total) if self.total else width
         bar = "#" * filled + "." * (width - filled)
@@ -214,8 +217,8 @@ def _run_groups(db: Store, run: str, groups: list[Group], summary: Summary, work
                 backend: str, address: str | None, device: str, progress: bool,
                 on_cell: Callable[[Cell, dict[str, Any]], None] | None) -> None:
     """Compute the groups (each claimed first) and store each finished cell."""
-    bar = Progress(summary.total, enabled=progress)
     done = summary.skipped + summary.ok + summary.diverged + summary.failed
+    bar = Progress(summary.total, enabled=progress, done=done)
     bar.update(done, 0, 0)
 
     def admit(group: Group) -> Group:

@@ -165,7 +165,8 @@ class StackedSeeds(Seeds):
     @contextlib.contextmanager
     def frozen_discriminator(self) -> Iterator[None]:
         self._d_frozen = True
-        own = [st.D for st in self.states] if not self.shared else []
+        own = ([st.D for st in self.states] if not self.shared and self.control is None
+               else [])
         for D in own:  # each seed's own D (views of the stack) carries its f
             D.requires_grad_(False)
         try:
