@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import linalg
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from gangrad import _validate
@@ -209,13 +210,18 @@ class AbstractDigits(AbstractTask):
         with torch.no_grad():
             h = net.features(pixels)  # n x 128
             probs = net.out(h).softmax(-1)  # n x 10
-            if self._real_stats is None:
-                real = images(self.representation)[0]
-                self._real_stats = gaussian_fit(net.features(real).numpy())
+            real = None if self._real_stats is not None else net.features(
+                images(self.representation)[0])
         counts = torch.bincount(probs.argmax(-1), minlength=10).double()
         c = counts / counts.sum()
+        # one BLAS thread for these small matrices: OpenBLAS's threads otherwise keep
+        # spinning after the call and slow torch's own threads down (same numbers)
+        with threadpool_limits(1, user_api="blas"):
+            if real is not None:
+                self._real_stats = gaussian_fit(real.numpy())
+            fd = frechet_distance(*gaussian_fit(h.numpy()), *self._real_stats)
         return {
-            "fd": frechet_distance(*gaussian_fit(h.numpy()), *self._real_stats),
+            "fd": fd,
             "class_kl": float(torch.xlogy(c, 10 * c).sum()),
             "confidence": float(probs.max(-1).values.mean()),
         }
