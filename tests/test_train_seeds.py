@@ -236,3 +236,28 @@ def test_a_seed_stack_refuses_copies_at_different_steps():
         SeedStack([a, b])
     with pytest.raises(ValueError, match="one unfrozen estimator type"):
         SeedStack([a, b.frozen()])
+
+
+def test_a_plug_in_control_variate_without_seed_stacking_batches_seed_by_seed():
+    """A control variate whose c_φ knows nothing of a seed dimension (it does not set
+    ``stacks_seeds``) keeps the per-seed path, and each seed is still its run alone."""
+    from gangrad.estimators.rebar import REBAR
+
+    class Plain(REBAR):
+        key = "plain_rebar"
+        stacks_seeds = False
+
+        def _control(self, control, z, f):
+            assert z.dim() == 3, "called with a seed dimension"
+            return super()._control(control, z, f)
+
+    kwargs = {"steps": 5, "eval_every": 5, "eval_samples": 200, "device": "cpu",
+              "checkpoint_steps": [5]}
+    batched: dict[int, dict | None] = {}
+    train_seeds("categorical", Plain(), [0, 3], on_checkpoint=lambda seed, step, state:
+                batched.__setitem__(seed, _learned(state.estimator)), **kwargs)
+    for seed in (0, 3):
+        alone: dict[int, dict | None] = {}
+        train("categorical", Plain(), seed=seed, on_checkpoint=lambda step, state, alone=alone:
+              alone.__setitem__(step, _learned(state.estimator)), **kwargs)
+        assert _same_learned(batched[seed], alone[5])

@@ -31,7 +31,8 @@ Noise: two uniforms per logit, ``(B, 2, L, C)``: ``[:, 0]`` draws ``b`` (Gumbel-
 same sample the other discrete estimators draw from the same uniforms), ``[:, 1]`` draws
 ``z̃``.
 
-Many seeds at once (:class:`SeedStack`, what :func:`gangrad.train.train_seeds` uses): S
+Many seeds at once (:class:`SeedStack`, what :func:`gangrad.train.train_seeds` uses for
+a subclass that sets ``stacks_seeds``, as REBAR and RELAX do): S
 copies of one estimator, one per seed, keep their control variates as one set of tensors
 with a leading seed dimension, and one call computes every seed's estimate on params
 ``(S, B, L, C)``, noise ``(S, B, 2, L, C)`` and a cost ``f`` mapping ``(S, N, L, C)`` to
@@ -72,6 +73,9 @@ class AbstractLearnedControlVariate(AbstractEstimator):
     space_types = (Discrete,)
     differentiable_f = True
     learns = True
+    # whether _control computes every seed's c_φ for z (S, N, L, C) and tensors (S, ...)
+    # (see SeedStack); a subclass that does not is batched seed by seed
+    stacks_seeds: bool = False
     cv_lr: float
     control_: Control | None = None  # learned during use
     _optimizer: torch.optim.Optimizer | None = None

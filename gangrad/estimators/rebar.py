@@ -51,6 +51,7 @@ class REBAR(AbstractLearnedControlVariate):
 
     key = "rebar"
     f_evaluations = 3
+    stacks_seeds = True
 
     def __init__(self, temperature: float = 0.5, cv_lr: float = 1e-3) -> None:
         self.temperature = positive(self.key, "temperature", temperature)

@@ -61,6 +61,7 @@ class RELAX(AbstractLearnedControlVariate):
     """REINFORCE with a learned neural control variate (plus the REBAR term); unbiased."""
 
     key = "relax"
+    stacks_seeds = True
 
     def __init__(self, temperature: float = 0.5, hidden: int = 32, rebar_term: bool = True,
                  cv_lr: float = 1e-3) -> None:

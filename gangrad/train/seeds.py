@@ -82,7 +82,8 @@ class StackedSeeds(Seeds):
 
     def _stack_controls(self) -> SeedStack | None:
         copies = self._copies()
-        if not isinstance(copies[0], AbstractLearnedControlVariate) or copies[0]._frozen:
+        if not (isinstance(copies[0], AbstractLearnedControlVariate)
+                and copies[0].stacks_seeds) or copies[0]._frozen:
             return None
         return SeedStack(copies)
 
