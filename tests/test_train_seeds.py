@@ -261,3 +261,32 @@ def test_a_plug_in_control_variate_without_seed_stacking_batches_seed_by_seed():
         train("categorical", Plain(), seed=seed, on_checkpoint=lambda step, state, alone=alone:
               alone.__setitem__(step, _learned(state.estimator)), **kwargs)
         assert _same_learned(batched[seed], alone[5])
+
+
+BATCH_MEAN = [("binary_digits", {}), ("gaussian1d", {"sigma": 0.1}), ("ring8", {"sigma": 0.02})]
+
+
+@pytest.mark.parametrize(("task", "hyper"), BATCH_MEAN, ids=[t for t, _ in BATCH_MEAN])
+def test_the_batch_mean_baseline_computes_every_seed_in_one_call(task, hyper):
+    """The score function's batch leave-one-out baseline runs every seed's batch in one
+    call (``seeds_surrogate``); at every step each seed's G is bit for bit its lone run's."""
+    est = estimators.create("score_function", baseline="mean", **hyper)
+    assert est.stacks_seeds and not estimators.create("score_function", baseline="ema").stacks_seeds
+    steps, seeds = 8, [0, 4]
+    kwargs = {"steps": steps, "eval_every": 4, "eval_samples": 200, "device": "cpu",
+              "checkpoint_steps": list(range(steps + 1))}
+
+    def params(state):
+        return torch.cat([p.detach().flatten().clone() for p in state.G.parameters()])
+
+    batched: dict[tuple[int, int], torch.Tensor] = {}
+    histories = train_seeds(task, est, seeds, on_checkpoint=lambda seed, step, state:
+                            batched.__setitem__((seed, step), params(state)), **kwargs)
+    for seed, history in zip(seeds, histories, strict=True):
+        alone: dict[int, torch.Tensor] = {}
+        lone = train(task, copy.deepcopy(est), seed=seed,
+                     on_checkpoint=lambda step, state, alone=alone: alone.__setitem__(
+                         step, params(state)), **kwargs)
+        assert _same(history, lone)
+        for step in range(steps + 1):
+            assert torch.equal(batched[seed, step], alone[step]), (seed, step)

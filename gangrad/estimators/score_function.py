@@ -115,6 +115,33 @@ class ScoreFunction(AbstractEstimator):
                               self.ema_decay * self.baseline_ + (1 - self.ema_decay) * batch_mean)
         return b
 
+    @property
+    def stacks_seeds(self) -> bool:
+        """Whether :meth:`seeds_surrogate` applies: the batch leave-one-out baseline, whose
+        rows are coupled within a seed's batch only (the EMA baseline keeps state)."""
+        return self.baseline == "mean" and self.samples == 1
+
+    def seeds_surrogate(self, params: torch.Tensor, f: Cost, noise: torch.Tensor,
+                        space) -> torch.Tensor:
+        """Many seeds' surrogates at once, for :func:`gangrad.train.train_seeds`: params
+        ``(S, B, ...)`` and noise ``(S, B, ...)`` (each seed's own), ``f`` mapping
+        ``(S, N, ...)`` to ``(S, N)`` (each seed's rows through its own cost); returns
+        ``(S, B)``, each seed's rows what :meth:`surrogate` gives that seed alone (the
+        leave-one-out mean is over the seed's own batch). Requires :attr:`stacks_seeds`."""
+        if not self.stacks_seeds:
+            raise ValueError(f"{self.label}: seeds_surrogate needs baseline='mean', samples=1")
+        seeds, B = params.shape[:2]
+        if B < 2:
+            raise ValueError("score_function: baseline='mean' with samples=1 is a "
+                             "leave-one-out mean over the batch and needs at least 2 rows")
+        flat = params.flatten(0, 1)
+        x = self._draws(flat.detach(), noise.flatten(0, 1), space)  # S·B x 1 x ...
+        with torch.no_grad():
+            fx = f(x.reshape(seeds, B, *x.shape[2:])).reshape(seeds, B, 1)
+            advantage = fx - (fx.sum(1, keepdim=True) - fx) / (B - 1)
+        log_p = self._log_prob(flat, x, space).reshape(seeds, B, 1)
+        return (fx + advantage * (log_p - log_p.detach())).mean(2)
+
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
         B, S = params.shape[0], self.samples
         x = self._draws(params.detach(), noise, space)  # B x S x ...

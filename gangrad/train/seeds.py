@@ -63,8 +63,10 @@ class StackedSeeds(Seeds):
     state and its batch are the seed's own, as in the seed's lone run. The copies of a
     learned control variate (REBAR, RELAX) are stacked
     (:class:`~gangrad.estimators._control_variate.SeedStack`) and compute every seed's
-    estimate and update in one call through the stacked D; other copies are called seed
-    by seed, each on its seed's rows through its seed's D.
+    estimate and update in one call through the stacked D, and an estimator whose
+    ``stacks_seeds`` holds (the score function's batch leave-one-out baseline) computes
+    every seed's batch in one ``seeds_surrogate`` call; other copies are called seed by
+    seed, each on its seed's rows through its seed's D.
     """
 
     def __init__(self, states: list[TrainState], task: AbstractTask, cfg: TrainConfig) -> None:
@@ -79,6 +81,10 @@ class StackedSeeds(Seeds):
         self._d_frozen = False
         self._costs: list = []
         self.control = self._stack_controls()
+        est = states[0].estimator
+        # a batch-coupled baseline that computes every seed's batch in one call
+        self.seed_rows = (not self.shared and self.control is None and not est.learns
+                          and getattr(est, "stacks_seeds", False))
 
     def _stack_controls(self) -> SeedStack | None:
         copies = self._copies()
@@ -120,9 +126,9 @@ class StackedSeeds(Seeds):
 
     def fakes(self, params):
         space, noise = self.task.space, self._noise(params)
-        # a control variate's rows are independent up to its first call of f, where the
-        # fakes are read, so its copies' rows go in one call too
-        if not self.shared and self.control is None:
+        # a control variate's and a seed-batched baseline's rows are independent up to
+        # the first call of f, where the fakes are read, so their rows go in one call too
+        if not self.shared and self.control is None and not self.seed_rows:
             return torch.stack([fakes(st.estimator, params[s], noise[s], space)
                                 for s, st in enumerate(self.states)])
         flat = fakes(self.states[0].estimator, params.flatten(0, 1),
@@ -136,6 +142,10 @@ class StackedSeeds(Seeds):
             self._costs = [cost_through(self.cfg.loss, lambda x: self.D(x, frozen=True))]
             return self.control.surrogate(self._copies(), params, self._costs[0],
                                           torch.stack(noise)).mean(1)
+        if self.seed_rows:
+            f = cost_through(self.cfg.loss, lambda x: self.D(x, frozen=True))
+            return self.states[0].estimator.seeds_surrogate(params, f, torch.stack(noise),
+                                                           space).mean(1)
         if not self.shared:
             self._costs = [cost_through(self.cfg.loss, st.D) for st in self.states]
             return torch.stack([st.estimator.surrogate(params[s], f, noise=noise[s],
@@ -167,7 +177,7 @@ class StackedSeeds(Seeds):
     def frozen_discriminator(self) -> Iterator[None]:
         self._d_frozen = True
         own = ([st.D for st in self.states] if not self.shared and self.control is None
-               else [])
+               and not self.seed_rows else [])
         for D in own:  # each seed's own D (views of the stack) carries its f
             D.requires_grad_(False)
         try:
