@@ -165,7 +165,8 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
                 summary.total += len(new)
                 summary.skipped += len(new) - len(todo)
                 summary.retried += len(stored & {c.cell_id for c in todo})
-                db.start_run(run, suite.name, suite.text, len(cells), meta)
+                if len(cells) != len(suite.cells):  # a sequential plan has grown
+                    db.start_run(run, suite.name, suite.text, len(cells), meta)
                 _run_groups(db, run, groups_of(todo, batch_seeds), summary, workers, backend,
                             address, device, progress, on_cell)
         finally:

@@ -119,19 +119,27 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create the folder of the results store {self.path}: "
                              f"{exc.strerror}") from None
-        db = sqlite3.connect(self.path, timeout=60)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                db.executescript(SCHEMA)
-                db.execute("DELETE FROM claims WHERE 0")  # a write: refused if read-only
-        except sqlite3.OperationalError as exc:
-            db.close()
-            if "not a database" in str(exc):
-                raise
-            raise StoreError(f"cannot write the results store {self.path} ({exc}); a read-only "
-                             "store can still be read by runs, report and export") from None
-        return db
+        deadline = time.monotonic() + 60
+        while True:
+            db = sqlite3.connect(self.path, timeout=60)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                with db:
+                    db.executescript(SCHEMA)
+                    db.execute("DELETE FROM claims WHERE 0")  # a write: refused if read-only
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "not a database" in str(exc):
+                    raise
+                # two processes opening a new store at once: switching it to WAL does not
+                # wait for the other's lock, so try again for as long as a write would wait
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise StoreError(f"cannot write the results store {self.path} ({exc}); a "
+                                 "read-only store can still be read by runs, report and "
+                                 "export") from None
 
     def _open_readonly(self) -> sqlite3.Connection:
         if not self.path.exists():
