@@ -34,19 +34,16 @@ import torch
 
 from gangrad._validate import positive
 from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["DecoupledST"]
 
 
-class DecoupledST(AbstractEstimator):
+class DecoupledST(AbstractGumbelMax):
     """Hard one-hot from softmax(θ/τ_f) forward, Gumbel-softmax at τ_b backward."""
 
     key = "decoupled_st"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self, forward_temperature: float = 1.0,
                  backward_temperature: float = 1.0) -> None:
@@ -54,9 +51,6 @@ class DecoupledST(AbstractEstimator):
                                             forward_temperature)
         self.backward_temperature = positive(self.key, "backward_temperature",
                                              backward_temperature)
-
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
 
     def _scores(self, params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return params / self.forward_temperature + cat.gumbel(noise)

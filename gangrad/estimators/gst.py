@@ -35,33 +35,24 @@ import torch
 
 from gangrad._validate import choice, positive
 from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["GST"]
 
 VARIANTS = ("fixed", "p")
 
 
-class GST(AbstractEstimator):
+class GST(AbstractGumbelMax):
     """Hard one-hot forward; softmax of deterministically gapped logits backward."""
 
     key = "gst"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self, gap: float = 1.0, variant: str = "fixed",
                  temperature: float = 0.5) -> None:
         self.gap = positive(self.key, "gap", gap)
         self.variant = choice(self.key, "variant", variant, VARIANTS)
         self.temperature = positive(self.key, "temperature", temperature)
-
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
-
-    def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(params + cat.gumbel(noise))
 
     def _gap(self, theta: torch.Tensor, hard: torch.Tensor) -> torch.Tensor | float:
         if self.variant == "fixed":

@@ -21,31 +21,22 @@ import torch
 
 from gangrad._validate import positive
 from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["GumbelSoftmax"]
 
 
-class GumbelSoftmax(AbstractEstimator):
+class GumbelSoftmax(AbstractGumbelMax):
     """Relaxed one-hot x = softmax((logits + Gumbel)/τ), pathwise gradient."""
 
     key = "gumbel_softmax"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self, temperature: float = 0.5) -> None:
         self.temperature = positive(self.key, "temperature", temperature)
 
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
-
     def _relaxed(self, params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return ((params + cat.gumbel(noise)) / self.temperature).softmax(dim=-1)
-
-    def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(params + cat.gumbel(noise))
 
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
         return f(self._relaxed(params, noise))

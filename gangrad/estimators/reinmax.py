@@ -35,32 +35,22 @@ from __future__ import annotations
 import torch
 
 from gangrad._validate import positive
-from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["ReinMax"]
 
 
-class ReinMax(AbstractEstimator):
+class ReinMax(AbstractGumbelMax):
     """Hard one-hot forward, Heun's-method (second-order) straight-through backward."""
 
     key = "reinmax"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self, temperature: float = 1.0) -> None:
         self.temperature = positive(self.key, "temperature", temperature)
 
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
-
-    def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(params + cat.gumbel(noise))
-
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
-        hard = cat.one_hot_argmax(params.detach() + cat.gumbel(noise))  # B x L x C
+        hard = self._hard(params, noise)  # B x L x C
         pi0 = params.softmax(dim=-1)
         pi1 = 0.5 * (hard + (params.detach() / self.temperature).softmax(dim=-1))
         log_pi1 = pi1.clamp_min(torch.finfo(pi1.dtype).tiny).log()

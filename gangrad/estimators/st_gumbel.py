@@ -15,28 +15,19 @@ import torch
 
 from gangrad._validate import positive
 from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["STGumbel"]
 
 
-class STGumbel(AbstractEstimator):
+class STGumbel(AbstractGumbelMax):
     """Hard one-hot forward (Gumbel-max), Gumbel-softmax relaxation backward."""
 
     key = "st_gumbel"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self, temperature: float = 0.5) -> None:
         self.temperature = positive(self.key, "temperature", temperature)
-
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
-
-    def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(params + cat.gumbel(noise))
 
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
         scores = params + cat.gumbel(noise)

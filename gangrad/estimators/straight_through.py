@@ -16,31 +16,21 @@ from __future__ import annotations
 
 import torch
 
-from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["StraightThrough"]
 
 
-class StraightThrough(AbstractEstimator):
+class StraightThrough(AbstractGumbelMax):
     """Hard one-hot sample forward, gradient through the softmax probabilities backward."""
 
     key = "straight_through"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self) -> None:
         pass
 
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
-
-    def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(params + cat.gumbel(noise))
-
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
-        hard = cat.one_hot_argmax(params.detach() + cat.gumbel(noise))
+        hard = self._hard(params, noise)
         probs = params.softmax(dim=-1)
         return f(hard + probs - probs.detach())

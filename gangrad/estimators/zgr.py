@@ -28,32 +28,22 @@ from __future__ import annotations
 
 import torch
 
-from gangrad.estimators import _categorical as cat
-from gangrad.estimators._base import AbstractEstimator, Cost
-from gangrad.spaces import Discrete
+from gangrad.estimators._base import Cost
+from gangrad.estimators._gumbel_max import AbstractGumbelMax
 
 __all__ = ["ZGR"]
 
 
-class ZGR(AbstractEstimator):
+class ZGR(AbstractGumbelMax):
     """Hard one-hot forward; backward the average of straight-through and DARN."""
 
     key = "zgr"
-    rows_independent = True
-    space_types = (Discrete,)
-    differentiable_f = True
 
     def __init__(self) -> None:
         pass
 
-    def _noise(self, params, space, generator):
-        return cat.uniform_noise(params.shape, params, generator)
-
-    def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(params + cat.gumbel(noise))
-
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
-        hard = cat.one_hot_argmax(params.detach() + cat.gumbel(noise))  # B x L x C
+        hard = self._hard(params, noise)  # B x L x C
         log_p = params.log_softmax(dim=-1)
         p = log_p.exp()
         log_px = (hard * log_p).sum(dim=-1, keepdim=True)  # B x L x 1
