@@ -28,7 +28,12 @@ def test_report_files_and_tables(tiny_run):
             "samples"} <= set(report.figures)
     summary = pd.read_csv(report.directory / "tables" / "summary.csv")
     assert set(summary["task"]) == {"gaussian1d", "categorical"}
-    assert (summary.groupby("task")["outcome"].apply(lambda t: (t == "best").sum()) == 1).all()
+    # six steps do not converge: at most one best per task, and every estimator left
+    # unranked says why
+    assert (summary.groupby("task")["outcome"].apply(lambda t: (t == "best").sum()) <= 1).all()
+    unranked = summary.loc[~summary["ranked"], "outcome"]
+    assert unranked.str.contains("not ranked: |diverged|failed").all()
+    assert summary["rank"].isna().eq(~summary["ranked"]).all()
     md = report.markdown.read_text()
     for name in report.figures:
         assert f"figures/{name}.png" in md
@@ -167,12 +172,23 @@ def test_cli_report(tiny_run, capsys):
 
 def test_question_files_are_included_in_the_report(tiny_run):
     tmp, store = tiny_run
+    from gangrad.plotting import new_figure
+
     out = tmp / "with-questions"
-    questions.save(questions.ask("separate-batches"), out / "questions")
+    fig, ax = new_figure()
+    ax.plot([0, 1])
+    answer = questions.Answer(
+        "separate-batches", "Is a real-then-fake step the same as a mixed one?",
+        "- difference 5e-7", {"difference": 5e-7}, pd.DataFrame({"x": [1.0]}), fig,
+        "a caption", {"full": False, "seed": 0}, "a test", "agrees", 0.1,
+        "Yes: the two updates are equal up to rounding.")
+    questions.save(answer, out / "questions")
     report = build_report("tiny", store, out)
     html = report.html.read_text()
-    assert "separate-batches" in html and "Verdict" in html
-    assert "../questions/separate-batches.png" in report.markdown.read_text()
+    assert "separate-batches" in html and "Answer" in html
+    assert "Yes: the two updates are equal up to rounding." in html
+    md = report.markdown.read_text()
+    assert "../questions/separate-batches.png" in md and "questions/separate-batches.md" in md
     assert Path(out / "questions" / "separate-batches.png").exists()
 
 

@@ -11,10 +11,9 @@ from conftest import TINY, write_suite
 
 from gangrad import cli
 from gangrad.report import build_report
-from gangrad.report.tables import undetermined_tasks
 from gangrad.runner import Sequential, Store, SuiteError, load_suite, parse_suite, run_suite
 from gangrad.runner.suite import ALPHA
-from gangrad.stats import compare_to_best
+from gangrad.stats import compare_to_best, undetermined_tasks
 
 
 def _first_decision(d: np.ndarray, looks: list[int], level: float, margin: float) -> str:
@@ -124,11 +123,13 @@ def test_a_sequential_run_adds_seeds_only_while_undetermined(tmp_path, capsys):
     assert (report.stored, report.expected, report.missing) == (len(cells), len(cells), [])
     text = report.markdown.read_text()
     assert "Sequential allocation" in text and f"categorical {n}" in text
-    # the same suite without its sequential table does not declare the added seeds
+    # the same suite without its sequential table: the run was extended beyond it, so it
+    # continues as stored, every cell kept
     plain = tmp_path / "plain.toml"
     plain.write_text(SEQ.split("[sequential]")[0])
-    assert cli.main(["run", str(plain), "--store", str(store), "-q"]) == 2
-    assert "no longer declares" in capsys.readouterr().err
+    assert cli.main(["run", str(plain), "--store", str(store), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "0 ok" in out and "continues as stored, up to 4 seeds per task" in out, out
     assert cli.main(["run", str(plain), "--store", str(store), "-q", "--until-decided",
                      "4", "--run", "seq"]) == 0
     out = capsys.readouterr().out  # batches of the suite's 2 seeds: 2 looks

@@ -24,7 +24,16 @@ SUMMARY_NOTE = ("Estimators ranked per task by the final value of the task's hea
                 "within the task's practical margin (two one-sided tests), or undetermined "
                 "with the seeds that would likely decide it; the decisions are Holm-adjusted "
                 "over the task's comparisons, the intervals of the differences are each "
-                "95% on its own. Gradient columns are at the last checkpoint. To decide "
+                "95% on its own. 'converged' is the convergence check: the paired change of "
+                "the metric from the evaluation nearest T/2 to the last one, T, lies within "
+                "the task's margin by two one-sided tests (converged), differs from 0 (still "
+                "moving), or neither (unsettled); an estimator that is still moving or "
+                "unsettled, has a faulty seed, fewer than two sound seeds or an infinite "
+                "interval is not ranked and cannot be the best, and its row says why. "
+                "Values are compared at equal G steps; 'f evals/row' is what each G step "
+                "costs in calls of D per row, so an estimator that spends more per step is "
+                "ahead in compute (the cost table below ranks at equal f-evaluations and "
+                "equal time). Gradient columns are at the last checkpoint. To decide "
                 "what is undetermined, run the suite with sequential allocation (gangrad run "
                 "SUITE --until-decided MAX adds seeds look by look and decides every look at "
                 "level 0.05/K over its K looks); adding seeds by hand (--seeds N) and "
@@ -77,14 +86,24 @@ def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
         lambda r: f"{_fmt(r['mean'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]", axis=1)
     view["direction"] = summary["higher_is_better"].map({True: "higher", False: "lower"})
     view["seeds"] = summary.apply(lambda r: f"{r['seeds']}/{r['cells']}", axis=1)
+    if "converged" in summary:
+        view["converged (T/2 → T)"] = summary.apply(_convergence_cell, axis=1)
     view["vs best"] = summary["outcome"]
     view["difference to best [95% CI]"] = summary.apply(
         lambda r: "" if r["vs_best"] != r["vs_best"] else
         f"{_fmt(r['vs_best'])} [{_fmt(r['vs_best_lo'])}, {_fmt(r['vs_best_hi'])}]", axis=1)
     for col, name in (("grad_bias", "grad bias"), ("grad_variance", "grad variance"),
-                      ("grad_cosine", "cosine"), ("time_ms", "ms/estimate")):
+                      ("grad_cosine", "cosine"), ("f_evals", "f evals/row"),
+                      ("time_ms", "ms/estimate")):
         view[name] = summary[col].map(_fmt)
     return view
+
+
+def _convergence_cell(r: pd.Series) -> str:
+    if r["converged"] == "unchecked":
+        return "unchecked"
+    return (f"{r['converged']}: {_fmt(r['change'])} [{_fmt(r['change_lo'])}, "
+            f"{_fmt(r['change_hi'])}] from step {r['half_step']}")
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -95,9 +114,12 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 REPRODUCTIONS_NOTE = ("Published numbers beside gangrad's measurement of them, run by "
-                      "`gangrad reproduce NAME`; agrees: the published value lies in the "
-                      "measured 95% interval (or, when the source gives a standard error, "
-                      "the two intervals overlap); comparison rows have no published value.")
+                      "`gangrad reproduce NAME`. Verdict: agrees, equivalent to the "
+                      "reference within the margin the reproduction declares (two one-sided "
+                      "tests, the reference's own standard error included); differs, the 95% "
+                      "interval of the difference lies outside the margin; inconclusive, "
+                      "neither (both Holm-adjusted over a table's rows); scaled, a cut-down "
+                      "protocol compared only as a trend; comparison rows have no reference.")
 
 
 def reproduction_rows(record: dict) -> pd.DataFrame:
@@ -114,9 +136,18 @@ def reproduction_rows(record: dict) -> pd.DataFrame:
         "published": [published(r) for r in record["rows"]],
         "measured": [r["measured"] for r in record["rows"]],
         "95% interval": [f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]" for r in record["rows"]],
-        "agrees": [{True: "yes", False: "no", None: "comparison"}[r["agrees"]]
+        "margin": ["—" if r.get("margin") is None else f"±{_fmt(r['margin'])}"
                    for r in record["rows"]],
+        "verdict": [_verdict(r) for r in record["rows"]],
     })
+
+
+def _verdict(row: dict) -> str:
+    """A saved row's verdict (records written before the verdict rule: yes/no)."""
+    if "verdict" not in row:
+        return {True: "yes", False: "no", None: "comparison"}[row["agrees"]]
+    return {"scaled": "scaled (trend)", None: "comparison"}.get(row["verdict"],
+                                                                 row["verdict"])
 
 
 def write_markdown(report: Report, header: str, missing_text: str, view: pd.DataFrame,
@@ -144,8 +175,10 @@ def write_markdown(report: Report, header: str, missing_text: str, view: pd.Data
         for q in questions:
             mode = "full" if q.get("settings", {}).get("full") else "quick"
             lines += [f"### {q['name']} ({mode})", "", f"*{q['question']}* ({q['origin']})", "",
-                      f"**Verdict** ({q.get('outcome', 'undetermined')}). {q['verdict']}",
-                      "",
+                      f"**Answer** ({q.get('outcome', 'undetermined')}). "
+                      f"{q.get('answer') or q['verdict']}", "",
+                      f"[The numbers, the convergence check and what would change the answer]"
+                      f"(../questions/{q['name']}.md)", "",
                       f"![{q['name']}](../questions/{q['png'].name})", "", q["caption"], ""]
     if reproductions:
         lines += ["## Reproductions", "", REPRODUCTIONS_NOTE, ""]
@@ -227,8 +260,10 @@ def write_html(report: Report, header: str, missing_text: str, view: pd.DataFram
             parts.append(
                 f"<figure id='q-{html.escape(q['name'])}'><h3>{html.escape(q['name'])} ({mode})"
                 f"</h3><p><em>{html.escape(q['question'])}</em> ({html.escape(q['origin'])})</p>"
-                f"<p><strong>Verdict</strong> ({html.escape(q.get('outcome', 'undetermined'))})."
-                f" {html.escape(q['verdict'])}</p>"
+                f"<p><strong>Answer</strong> ({html.escape(q.get('outcome', 'undetermined'))})."
+                f" {html.escape(q.get('answer') or q['verdict'])}</p>"
+                f"<details><summary>The numbers</summary><p>{html.escape(q['verdict'])}</p>"
+                f"</details>"
                 f"<img alt='{html.escape(q['name'])}' src='data:image/png;base64,{b64}'>"
                 f"<figcaption>{html.escape(q['caption'])}</figcaption></figure>")
     if reproductions:

@@ -8,90 +8,29 @@ import math
 import numpy as np
 import pandas as pd
 
-from gangrad import tasks
 from gangrad.measure import STATISTICS
-from gangrad.stats import compare_to_best, mean_ci
+from gangrad.stats import TaskDecision, mean_ci, task_decisions
 
-__all__ = ["efficiency_table", "grad_table", "summary_table", "undetermined_tasks"]
-
-
-def _outcomes(metrics: pd.DataFrame, cells: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per cell: task, label, seed, status (from the cells table where given:
-    failed cells store no metrics)."""
-    source = cells if cells is not None else metrics
-    out = source[["cell_id", "task", "label", "seed"]].copy()
-    out["status"] = source["status"] if "status" in source else "ok"
-    return out.drop_duplicates("cell_id")
-
-
-def _faults(statuses: pd.Series) -> str:
-    counts, total = statuses.value_counts().to_dict(), len(statuses)
-    return "; ".join(f"{what} in {counts[what]}/{total} seeds" for what in ("diverged", "failed")
-                     if counts.get(what))
-
-
-def _final_values(metrics: pd.DataFrame, ok: set[str], task_key: str,
-                  name: str) -> dict[str, dict[int, float]]:
-    """label -> {seed: the headline metric at the last evaluation} over sound cells."""
-    m = metrics[(metrics["kind"] == "train") & (metrics["task"] == task_key)
-                & (metrics["name"] == name) & metrics["cell_id"].isin(ok)]
-    last = m.loc[m.groupby("cell_id")["step"].idxmax()] if len(m) else m
-    values: dict[str, dict[int, float]] = {}
-    for rec in last.itertuples():
-        if math.isfinite(rec.value):
-            values.setdefault(rec.label, {})[int(rec.seed)] = float(rec.value)
-    return values
-
-
-def _task_comparisons(metrics: pd.DataFrame, tout: pd.DataFrame, ok: set[str],
-                      task_key: str, level: float):
-    """A task's headline metric, its values, faults, best and comparisons with the best."""
-    name, _ = tasks.headline_metric(task_key)
-    spec = tasks.REGISTRY.get(task_key).metric(name)
-    values = _final_values(metrics, ok, task_key, name)
-    faults = {label: _faults(ldf["status"]) for label, ldf in tout.groupby("label")}
-    means = {label: float(np.mean(list(v.values()))) for label, v in values.items()}
-    clean = [label for label in means if not faults[label]] or list(means)
-    pick = max if spec.higher_is_better else min
-    best = pick(clean, key=means.get) if clean else None
-    comparisons = ({c.estimator: c for c in compare_to_best(
-        values, best, spec.higher_is_better, spec.margin, level)} if best else {})
-    return name, spec, values, faults, best, comparisons
-
-
-def undetermined_tasks(metrics: pd.DataFrame, cells: pd.DataFrame | None = None,
-                       level: float = 0.95) -> set[str]:
-    """The tasks with a comparison against their best that is undetermined at ``level``
-    (what :func:`summary_table` decides)."""
-    outcomes = _outcomes(metrics, cells)
-    ok = set(outcomes.loc[outcomes["status"] == "ok", "cell_id"])
-    return {task_key for task_key, tout in outcomes.groupby("task", sort=True)
-            if any(c.outcome == "undetermined" for c in
-                   _task_comparisons(metrics, tout, ok, task_key, level)[5].values())}
+__all__ = ["efficiency_table", "grad_table", "summary_table"]
 
 
 def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None,
                   level: float = 0.95) -> pd.DataFrame:
     """Per task, each estimator's final headline metric over its sound seeds, ranked, and
-    compared with the best by paired differences over common seeds
-    (:func:`gangrad.stats.compare_to_best`): ``outcome`` is ``best``, ``worse``,
+    compared with the best by paired differences over common seeds, as
+    :func:`gangrad.stats.task_decisions` decides: ``outcome`` is ``best``, ``worse``,
     ``equivalent`` (within the task's margin), ``better`` or ``undetermined`` (with
-    ``seeds_needed``), after how many seeds diverged or failed. A diverged or failed cell
-    is never ranked on a value from before its fault; an estimator with no sound seed is
-    listed last, unranked. The best is the best mean among estimators none of whose seeds
-    failed or diverged (among all, if every one had a fault). Decisions are at ``level``
-    (a sequential suite's ``1 − α/K``).
+    ``seeds_needed``), after why the estimator was not ranked where it was not (seeds that
+    diverged or failed, fewer than two sound seeds, an infinite interval, a metric still
+    moving between ``T/2`` and ``T``); one that is not ranked and has no comparison is
+    ``undetermined``, never ``best``. ``converged`` is the convergence check's status,
+    with the change ``T/2 → T`` and its interval. Estimators that are not ranked are listed
+    after the ranked ones. Decisions are at ``level`` (a sequential suite's ``1 − α/K``).
     """
-    outcomes = _outcomes(metrics, cells)
-    ok = set(outcomes.loc[outcomes["status"] == "ok", "cell_id"])
     rows = []
-    for task_key, tout in outcomes.groupby("task", sort=True):
-        name, spec, values, faults, best, comparisons = _task_comparisons(
-            metrics, tout, ok, task_key, level)
-        for label, ldf in tout.groupby("label"):
-            rows.append(_row(task_key, label, name, spec, values.get(label, {}), len(ldf),
-                             faults[label], best, comparisons.get(label),
-                             _gradient_columns(metrics, task_key, label)))
+    for task_key, d in task_decisions(metrics, cells, level).items():
+        for label in sorted(d.cells):
+            rows.append(_row(d, label, _gradient_columns(metrics, task_key, label)))
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -99,25 +38,31 @@ def summary_table(metrics: pd.DataFrame, cells: pd.DataFrame | None = None,
                      ignore_index=True)
 
 
-def _row(task_key, label, name, spec, values, total, fault, best, comparison, grads) -> dict:
-    m, lo, hi = mean_ci(list(values.values()), low=spec.low, high=spec.high)
-    if label == best:
+def _row(d: TaskDecision, label: str, grads: dict[str, float]) -> dict:
+    m, lo, hi = d.mean_ci(label)
+    c, check = d.comparisons.get(label), d.convergence[label]
+    if label == d.best:
         outcome = "best"
-    elif comparison is None:
+    elif c is None:
         outcome = ""
-    elif comparison.outcome == "undetermined" and comparison.seeds_needed:
-        outcome = f"undetermined (about {comparison.seeds_needed} more seeds)"
+    elif c.outcome == "undetermined" and c.seeds_needed:
+        outcome = f"undetermined (about {c.seeds_needed} more seeds)"
     else:
-        outcome = comparison.outcome
-    outcome = "; ".join(x for x in (fault, outcome) if x)
-    c = comparison
-    return {"task": task_key, "estimator": label, "metric": name,
-            "higher_is_better": spec.higher_is_better, "mean": m, "ci_lo": lo, "ci_hi": hi,
-            "seeds": len(values), "cells": total, "outcome": outcome,
+        outcome = c.outcome
+    if label in d.not_ranked:  # a fault speaks for itself; other reasons are introduced
+        why = d.not_ranked[label]
+        why = why if why == d.faults.get(label) else f"not ranked: {why}"
+        outcome = "; ".join(x for x in (why, outcome or "undetermined") if x)
+    return {"task": d.task, "estimator": label, "metric": d.metric,
+            "higher_is_better": d.higher_is_better, "mean": m, "ci_lo": lo, "ci_hi": hi,
+            "seeds": len(d.values.get(label, {})), "cells": d.cells[label], "outcome": outcome,
+            "ranked": label not in d.not_ranked,
             "vs_best": c.difference if c else math.nan, "vs_best_lo": c.lo if c else math.nan,
             "vs_best_hi": c.hi if c else math.nan, "p_holm": c.p_difference if c else math.nan,
             "p_equivalence_holm": c.p_equivalence if c else math.nan,
-            "seeds_needed": c.seeds_needed if c else None, "margin": spec.margin, **grads}
+            "seeds_needed": c.seeds_needed if c else None, "margin": d.margin,
+            "converged": check.status, "half_step": check.half_step,
+            "change": check.change, "change_lo": check.lo, "change_hi": check.hi, **grads}
 
 
 def _gradient_columns(metrics: pd.DataFrame, task_key: str, label: str) -> dict[str, float]:
@@ -129,14 +74,17 @@ def _gradient_columns(metrics: pd.DataFrame, task_key: str, label: str) -> dict[
         return float(getattr(g_end[g_end["name"] == name]["value"], how)())
 
     return {"grad_variance": stat("variance"), "grad_bias": stat("bias"),
-            "grad_cosine": stat("cosine"), "time_ms": stat("time_ms", "median")}
+            "grad_cosine": stat("cosine"), "f_evals": stat("f_evals"),
+            "time_ms": stat("time_ms", "median")}
 
 
 def _rank(tdf: pd.DataFrame) -> pd.DataFrame:
     higher = bool(tdf["higher_is_better"].iloc[0])
-    tdf = tdf.sort_values("mean", ascending=not higher, na_position="last")
-    tdf = tdf.reset_index(drop=True)
-    tdf["rank"] = np.where(tdf["seeds"] > 0, np.arange(1, len(tdf) + 1), np.nan)
+    tdf = tdf.assign(_unranked=~tdf["ranked"]).sort_values(
+        ["_unranked", "mean"], ascending=[True, not higher], na_position="last")
+    tdf = tdf.drop(columns="_unranked").reset_index(drop=True)
+    ranked = tdf["ranked"].to_numpy()
+    tdf["rank"] = np.where(ranked, np.cumsum(ranked), np.nan)
     return tdf
 
 

@@ -1,6 +1,4 @@
-"""Statistics across seeds, shared by reports and questions: intervals of a mean, and
-comparisons of estimators that decide. (Statistics of replicate gradients:
-:mod:`gangrad.measure`.)
+"""Intervals of a mean across seeds, and paired comparisons that decide.
 
 Comparisons are paired: two estimators trained from the same seed share their initial D
 (and G where their heads agree), data and latents (:class:`gangrad.train.TrainState`), so
@@ -21,7 +19,7 @@ import pandas as pd
 import scipy.stats
 
 __all__ = ["Comparison", "compare", "compare_paired", "compare_to_best", "fmt_ci", "holm",
-           "mean_ci"]
+           "mean_ci", "paired_difference"]
 
 
 def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95, low: float = -math.inf,
@@ -101,8 +99,9 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def _paired(d: np.ndarray, margin: float) -> tuple[float, float, float, float, float]:
-    """Mean difference, its 95% interval, the paired t-test's p and the TOST p."""
+def paired_difference(d: np.ndarray, margin: float) -> tuple[float, float, float, float, float]:
+    """Of per-seed differences ``d``: their mean, its 95% interval, the t-test's p against 0
+    and the two one-sided tests' p against ``±margin`` (NaN without a margin)."""
     n, mean = len(d), float(d.mean())
     if n < 2:
         return mean, -math.inf, math.inf, math.nan, math.nan
@@ -124,7 +123,7 @@ def _seeds_needed(d: np.ndarray, margin: float, m: int, alpha: float = 0.05) -> 
     of ``m`` comparisons): the fewer of those that resolve the difference and those that
     show equivalence, less the seeds used."""
     n, mean, sd = len(d), abs(float(d.mean())), float(d.std(ddof=1)) if len(d) > 1 else math.nan
-    if not sd == sd or sd == 0:
+    if not (math.isfinite(sd) and math.isfinite(mean)) or sd == 0:  # nothing to plan on
         return None
     power = scipy.stats.norm.ppf(0.8)
     needs = []
@@ -147,7 +146,7 @@ def compare_to_best(values: dict[str, dict[int, float]], best: str, higher_is_be
     for label in others:
         common = sorted(set(values[label]) & set(values[best]))
         d = np.array([values[label][s] - values[best][s] for s in common], dtype=float)
-        rows.append((label, d, *_paired(d, margin)) if len(d) else
+        rows.append((label, d, *paired_difference(d, margin)) if len(d) else
                     (label, d, math.nan, math.nan, math.nan, math.nan, math.nan))
     p_diff = holm([r[5] for r in rows])
     p_eq = holm([r[6] for r in rows])
