@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV ?= .venv-peer
 PEER_BIN := $(PEER_VENV)/bin
 
-.PHONY: setup run demo test test-all lint bench bench-peer clean
+.PHONY: setup run demo test test-all check lint bench bench-peer clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''
+
+# Committed results equal what the code computes: every quick answer, every reproduction
+# and the quick report's tables are recomputed and compared (see gangrad/checks.py).
+check: $(STAMP)
+	$(BIN)/gangrad check questions reproductions quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check gangrad tests benchmarks

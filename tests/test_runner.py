@@ -31,9 +31,37 @@ def test_builtin_suites_validate_and_cover_the_families():
             "gumbel_softmax", "st_gumbel"} <= keys
     assert len({c.seed for c in quick.cells}) >= 3
     assert all(len(c.grad_stats["at_steps"]) >= 2 for c in quick.cells)
+    for c in quick.cells:  # every cell read at T/2 and T: the convergence check
+        steps, every = c.train["steps"], c.train["eval_every"]
+        assert steps % 2 == 0 and (steps // 2) % every == 0, c.task
+    # a logistic D on x alone cannot see gaussian1d's scale (every run ends near a point mass)
+    assert all(c.task_params.get("features") in ("quadratic", "mlp")
+               for c in quick.cells if c.task == "gaussian1d")
     full = load_suite("full")
     assert len({c.seed for c in full.cells}) >= 5 and len(full.cells) > len(quick.cells)
 
+
+
+@pytest.mark.parametrize("name", ["frontier", "frontier-seq"])
+def test_frontier_suites_hold_the_gan_estimators_and_read_every_cell_at_half_budget(name):
+    suite = load_suite(name)
+    by_task: dict[str, set[tuple[str, str, str]]] = {}
+    for c in suite.cells:
+        by_task.setdefault(c.task, set()).add((c.estimator,
+                                               str(c.estimator_params.get("baseline")),
+                                               ",".join(sorted(c.anneal))))
+        steps, every = c.train["steps"], c.train["eval_every"]
+        assert steps % 2 == 0 and (steps // 2) % every == 0, "an evaluation at T/2"
+    wanted = {("maligan", "None", ""), ("bgan", "None", ""),
+              ("score_function", "group_mean", ""), ("score_function", "group_norm", ""),
+              ("gumbel_softmax", "None", "temperature")}
+    tasks = ({"categorical", "binary_digits"} if name == "frontier" else {"oracle_seq"})
+    assert set(by_task) == tasks
+    for task in tasks:
+        assert wanted <= by_task[task], task
+    rollouts = any(e == "seqgan_rollout" for t in by_task.values() for e, _, _ in t)
+    assert rollouts == (name == "frontier-seq")
+    assert len({c.seed for c in suite.cells}) == 8
 
 def test_grid_expands_and_ids_are_stable(tiny):
     suite = load_suite(tiny)
@@ -86,6 +114,22 @@ def test_run_resume_and_fresh(tiny, tmp_path):
     assert fresh.ok == 14
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 14
+        # each cell records the thread count it ran on: the runner pins one per cell
+        assert {r[0] for r in db.execute("SELECT threads FROM cells")} == {1}
+
+
+def test_a_store_from_before_the_threads_column_gains_it(tiny, tmp_path):
+    store = tmp_path / "old.sqlite"
+    with sqlite3.connect(store) as db:  # the cells table as first released
+        db.executescript(gangrad.runner.store.SCHEMA.replace(" threads INTEGER,", ""))
+        db.execute("INSERT INTO cells (run, cell_id, status) VALUES ('old', 'c0', 'ok')")
+    assert "threads" not in {r[1] for r in sqlite3.connect(store).execute(
+        "PRAGMA table_info(cells)")}
+    result = run_suite(tiny, store=store, progress=False)
+    assert result.ok == 14
+    with sqlite3.connect(store) as db:
+        rows = dict(db.execute("SELECT cell_id, threads FROM cells"))
+    assert rows.pop("c0") is None and set(rows.values()) == {1}
 
 
 def test_same_suite_same_numbers(tiny, tmp_path):
@@ -324,5 +368,8 @@ def test_more_seeds_extend_a_run_and_keep_what_is_stored(tiny, tmp_path, capsys)
     assert "21 cells, 3 seeds" in out and "7 ok" in out and "14 already stored" in out
     report = build_report("tiny", store, tmp_path / "reports")
     assert (report.stored, report.expected, report.missing) == (21, 21, [])
-    assert cli.main(["run", str(tiny), "--store", store, "-q", "--seeds", "2"]) == 2
-    assert "no longer declares" in capsys.readouterr().err
+    # fewer seeds than stored: the run continues as extended, every cell kept
+    assert cli.main(["run", str(tiny), "--store", store, "-q", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "21 already stored" in out and "continues as stored, on 3 seeds" in out
+    assert build_report("tiny", store, tmp_path / "reports").expected == 21

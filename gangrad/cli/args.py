@@ -4,6 +4,7 @@ was expected."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -88,20 +89,28 @@ def sweep(text: str) -> list[float]:
 
 
 def writable_dir(path: str | Path, flag: str) -> Path:
-    """``path`` as a folder that can be written (created if missing), checked before any
-    work so that nothing computed is lost on a bad path; ``ValueError`` naming ``flag``."""
+    """``path`` as a folder that can be written, checked before any work so that nothing
+    computed is lost on a bad path; ``ValueError`` naming ``flag``. The check creates the
+    missing folders and writes a temporary file, then removes what it created: a command
+    refused later leaves no empty folder behind, and its writer creates them."""
     path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
         raise ValueError(f"{flag}: cannot write to {path}: {exc.strerror or exc}") from None
+    finally:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return path
 
 
 def writable_file(path: str | Path, flag: str) -> Path:
-    """``path`` as a file that can be written (its folder created); see :func:`writable_dir`."""
+    """``path`` as a file that can be written (its folder may be missing: the writer
+    creates it); see :func:`writable_dir`."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{flag}: {path} is a folder; give a file name")

@@ -1,8 +1,10 @@
-"""The commands of ``gangrad``: one function per sub-command, ``args`` in, exit code out."""
+"""The commands of ``gangrad``: one function per sub-command, ``args`` in, exit code out
+(:data:`EXIT_CODES`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import pandas as pd
 
@@ -15,6 +17,21 @@ from gangrad.cli.args import (
     writable_file,
 )
 from gangrad.cli.views import estimator_table, grad_stats_view, print_table, task_table
+
+EXIT_WORKER_DIED = 4
+EXIT_STORE_WRITE = 5
+#: what each exit status of ``gangrad`` means
+EXIT_CODES = {
+    0: "done",
+    1: "run: some cells failed (their tracebacks are stored; a re-run computes them again)",
+    2: "refused before work: bad input, or a store, path or device that cannot be used",
+    3: "train: the run diverged (its history is kept)",
+    EXIT_WORKER_DIED: "run: a worker process died on a cell twice (killed by a signal, e.g. "
+                      "the out-of-memory killer); the cell is stored as failed, the others ran",
+    EXIT_STORE_WRITE: "run: the store could not be written mid-run (disk full, file-size "
+                      "limit); every cell finished before is stored",
+    130: "interrupted (Ctrl-C); every cell finished before is stored",
+}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -29,7 +46,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gangrad import demo
 
     if args.replicates < 100:
-        raise SystemExit("gangrad demo: --replicates must be at least 100")
+        raise ValueError(f"--replicates must be at least 100, got {args.replicates}")
     fmt = {"float_format": lambda v: f"{v:.4g}"}
     cont = demo.continuous_table(args.replicates, args.seed)
     print(f"\nContinuous: f(x) = (x - k)^2, x ~ N(1, 1); gradient w.r.t. the mean "
@@ -124,6 +141,7 @@ def cmd_grad_stats(args: argparse.Namespace) -> int:
             df = _along_training(task, specs, steps, args, config, say)
         else:
             df = measure.gradient_stats(task, specs, config, device=args.device, progress=say)
+    out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     ref = df["reference"].iloc[0]
     print(f"\nreference: {ref}; values are value [95% CI]; variance is the trace over "
@@ -164,11 +182,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)  # validates the whole file before anything runs
     if args.seeds is not None:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be an integer >= 1, got {args.seeds}")
         suite = suite.with_seeds(args.seeds)
     if args.until_decided is not None:
+        if args.until_decided <= len(suite.seeds):
+            raise ValueError(f"--until-decided is the most seeds a task may take, so it must "
+                             f"be more than the {len(suite.seeds)} seeds the suite starts "
+                             f"with, got {args.until_decided}")
         suite = suite.with_sequential(args.until_decided)
     check_device(args.device)
-    check_run_name(args.run or suite.name)
+    try:
+        check_run_name(args.run if args.run is not None else suite.name)
+    except ValueError as exc:
+        raise ValueError(f"--run: {exc}" if args.run is not None else
+                         f"{exc}; name the run with --run") from None
     print(f"suite {suite.name}: {len(suite.cells)} cells, {len(suite.seeds)} seeds"
           + (f" — {suite.description}" if suite.description else ""))
     if suite.sequential is not None:
@@ -193,6 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed: {line}")
     if summary.interrupted:
         return 130
+    if summary.lost:
+        return EXIT_WORKER_DIED
     return 1 if summary.failed else 0
 
 
@@ -200,7 +230,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from gangrad.runner import Store
 
     with Store(args.store, readonly=True) as db:
-        df = db.runs()
+        df, damage = db.runs(), db.damage
+    if damage:  # the listing read, but the store is damaged elsewhere
+        print(f"gangrad runs: warning: {damage}", file=sys.stderr)
     if df.empty:
         print(f"no runs in {args.store or 'the default store'}")
         return 0
@@ -221,6 +253,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ValueError("parquet export needs pyarrow: pip install 'gangrad[parquet]'") \
                 from None
     df = load(args.run, args.store)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "csv":
         df.to_csv(out, index=False)
     else:
@@ -300,11 +333,19 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     names = reproductions.available()
     if args.list or (not args.names and not args.all):
         _print_list([{"reproduction": name, "title": (rep := reproductions.create(name)).title,
-                      "source": rep.source} for name in names])
+                      "budgets": ", ".join(rep.protocols()), "source": rep.source}
+                     for name in names])
         return 0
     chosen = _chosen(args, names, "reproduction")
+    if args.full and args.budget not in (None, "full"):
+        raise ValueError(f"--full and --budget {args.budget} are two protocols; give one")
+    mode = args.budget or ("full" if args.full else "quick")
+    lacking = [name for name in chosen if mode not in reproductions.create(name).protocols()]
+    if lacking:
+        raise ValueError(f"--budget {mode}: not offered by {', '.join(lacking)} (budgets: "
+                         + "; ".join(f"{name}: {', '.join(reproductions.create(name).protocols())}"
+                                     for name in lacking) + ")")
     out = writable_dir(args.out, "--out")
-    mode = "full" if args.full else "quick"
     failed = []
     for name in chosen:
         print(f"{name} ({mode}): {reproductions.create(name).title}", file=sys.stderr,
@@ -316,7 +357,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                   flush=True)
 
         try:
-            rep = reproductions.reproduce(name, full=args.full, seed=args.seed, progress=say)
+            rep = reproductions.reproduce(name, seed=args.seed, progress=say, budget=mode)
         except Exception as exc:
             if not args.all:
                 raise
@@ -333,3 +374,53 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import sys
+
+    from gangrad import checks, questions, reproductions
+    from gangrad.runner import BUILTIN_SUITES
+
+    targets = args.targets or ["questions", "reproductions"]
+    known = {"questions", "reproductions", *BUILTIN_SUITES}
+    unknown = [t for t in targets if t not in known]
+    if unknown:
+        raise ValueError(f"unknown check target(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(sorted(known))}")
+    names = {"questions": questions.available(), "reproductions": reproductions.available()}
+    only = set(args.only)
+    if only:
+        wanted = {n for t in targets if t in names for n in names[t]}
+        if not only <= wanted:
+            raise ValueError(f"--only: unknown name(s) {', '.join(sorted(only - wanted))}; "
+                             f"available: {', '.join(sorted(wanted))}")
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    results = []
+    for target in targets:
+        if target == "questions":
+            results += checks.check_questions([n for n in names[target] if not only or n in only],
+                                              args.questions_dir, say)
+        elif target == "reproductions":
+            results += checks.check_reproductions(
+                [n for n in names[target] if not only or n in only], args.reproductions_dir,
+                say)
+        else:
+            from pathlib import Path
+
+            results.append(checks.check_report(target, Path(args.reports_dir) / target,
+                                               args.workers, say))
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        print(f"gangrad check: all {len(results)} committed results match the code")
+        return 0
+    fixes = {"question": "gangrad ask NAME", "reproduction": "gangrad reproduce NAME "
+             "(with the budget it was committed with)", "report": "gangrad run SUITE --fresh "
+             "&& gangrad report SUITE"}
+    print(f"gangrad check: {len(bad)} of {len(results)} committed results are stale or "
+          f"missing: {', '.join(f'{r.kind} {r.name}' for r in bad)}; regenerate with "
+          + "; ".join(sorted({fixes[r.kind] for r in bad})), file=sys.stderr)
+    return 1

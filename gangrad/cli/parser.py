@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report(sub)
     _ask(sub)
     _reproduce(sub)
+    _check(sub)
     return parser
 
 
@@ -78,14 +79,18 @@ def _train(sub) -> None:
     p.add_argument("--lr-g", type=float, help="generator learning rate (Adam)")
     p.add_argument("--lr-d", type=float, help="discriminator learning rate (Adam)")
     p.add_argument("--d-steps", type=int, help="discriminator updates per generator update")
-    p.add_argument("--loss", choices=["nonsaturating", "minimax"], default="nonsaturating")
+    p.add_argument("--loss", choices=["nonsaturating", "minimax", "probability"],
+                   default="nonsaturating", help="G's cost through D (probability: −D(x), "
+                   "SeqGAN's reward)")
     p.add_argument("--eval-every", type=int, help="steps between evaluations")
     p.add_argument("--eval-samples", type=int, default=2500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--anneal", action="append", default=[], metavar="NAME=START:END[:KIND]",
                    help="anneal a hyper-parameter over training, e.g. sigma=1:0.001 "
-                   "(kind: geometric (default), linear, cosine, constant)")
+                   "(kind: geometric (default), linear, cosine, constant, or RelGAN's "
+                   "inverse_linear, inverse_quad, inverse_sqrt, inverse_log, "
+                   "inverse_sigmoid: see gangrad.schedules)")
     p.add_argument("--out", help="output folder (default runs/train/TASK-ESTIMATOR-seedN)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=commands.cmd_train)
@@ -96,7 +101,7 @@ def _grad_stats(sub) -> None:
         "grad-stats", help="bias, variance and cost of estimators' generator gradients",
         description="Measure each estimator's gradient of G's parameters on the same G and "
         "frozen D, z held fixed: bias against a reference gradient, variance, MSE, SNR, "
-        "cosine and sign agreement, with 95%% intervals, and time per estimate.")
+        "cosine and sign agreement, with 95% intervals, and time per estimate.")
     p.add_argument("--task", required=True)
     p.add_argument("--task-param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--estimators", help="comma list: key or key(name=value,...), e.g. "
@@ -123,12 +128,21 @@ def _grad_stats(sub) -> None:
 
 
 def _run(sub) -> None:
+    codes = [textwrap.fill(meaning, 79, initial_indent=f"  {code:>3}  ",
+                           subsequent_indent=" " * 7)
+             for code, meaning in commands.EXIT_CODES.items()]
     p = sub.add_parser("run", help="run a suite of cells into the results store",
-                       description="Run a built-in suite (quick; frontier, every discrete "
-                       "estimator at equal cost; full, for one GPU) or a suite TOML file. "
-                       "Cells already stored for the run are skipped; Ctrl-C stops after "
-                       "saving what finished.")
-    p.add_argument("suite", help="quick, frontier, full, or a path to a suite .toml")
+                       description=textwrap.fill(
+                           "Run a built-in suite (quick; frontier, every discrete estimator "
+                           "at equal cost; frontier-seq, SeqGAN's roll-outs and the GAN "
+                           "estimators on oracle_seq; full, for one GPU) or a suite TOML "
+                           "file. Cells "
+                           "already stored for the run are skipped; Ctrl-C stops after saving "
+                           "what finished.", 79),
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="exit status:\n" + "\n".join(codes))
+    p.add_argument("suite", help="quick, frontier, frontier-seq, full, or a path to a "
+                   "suite .toml")
     p.add_argument("--store", help="SQLite file (default $GANGRAD_STORE or "
                    "runs/gangrad.sqlite)")
     p.add_argument("--run", help="run name in the store (default: the suite's name)")
@@ -200,15 +214,45 @@ def _ask(sub) -> None:
 def _reproduce(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce a published table side by side",
                        description="Run a published protocol (quick: scaled for 2 CPU cores; "
-                       "--full: as published, one GPU), set each published number beside "
-                       "gangrad's measurement with its 95%% interval, and write NAME.json, "
-                       "NAME.md and NAME.png under reports/reproductions/.")
+                       "--full: as published, one GPU; --budget NAME: another protocol the "
+                       "reproduction offers), set each published number beside gangrad's "
+                       "measurement with its 95% interval and a verdict (agrees, differs, "
+                       "inconclusive, or scaled for a cut-down protocol), and write "
+                       "NAME.json, NAME.md and NAME.png under reports/reproductions/.")
     p.add_argument("names", nargs="*", help="reproduction names (see --list)")
     p.add_argument("--list", action="store_true", help="list the reproductions")
     p.add_argument("--all", action="store_true", help="run every reproduction; one that "
                    "fails is reported, the others still run (exit status 1 if any failed)")
     p.add_argument("--full", action="store_true", help="the published protocol (GPU-sized)")
+    p.add_argument("--budget", metavar="NAME", default=None,
+                   help="a protocol by name: quick (the default), full (as --full), or one "
+                   "the reproduction offers, e.g. pacgan-table1's cpu (its paired GAN vs "
+                   "PacGAN2 test within 30 minutes on 2 cores); --list shows each "
+                   "reproduction's budgets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/reproductions",
                    help="output folder (default reports/reproductions)")
     p.set_defaults(func=commands.cmd_reproduce)
+
+
+def _check(sub) -> None:
+    p = sub.add_parser("check", help="recompute the committed results and compare",
+                       description="Recompute committed results with the current code and "
+                       "compare: every quick answer under reports/questions/, every "
+                       "reproduction under reports/reproductions/ (at the budget and seed each "
+                       "was committed with) and, when named, a suite's report tables "
+                       "(reports/SUITE/tables/, by running the suite into a temporary store). "
+                       "Numbers must agree to a relative 1e-6, texts and outcomes exactly; "
+                       "wall-clock times and provenance are left out. Exit status 1 lists "
+                       "every stale file and the command that regenerates it.")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="questions, reproductions, or a suite whose report to check "
+                   "(quick, frontier); default: questions and reproductions")
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="check only these questions or reproductions (repeatable)")
+    p.add_argument("--questions-dir", default="reports/questions")
+    p.add_argument("--reproductions-dir", default="reports/reproductions")
+    p.add_argument("--reports-dir", default="reports",
+                   help="parent folder of the committed suite reports (default reports)")
+    p.add_argument("--workers", type=int, help="worker processes for a suite report check")
+    p.set_defaults(func=commands.cmd_check)

@@ -8,7 +8,11 @@
 
 The driver process alone writes the store, one transaction per finished cell. Cells that
 the store already holds for the run are skipped (resume); ``fresh=True`` starts over.
-Ctrl-C stops after saving what finished; a re-run picks up the rest.
+Ctrl-C stops after saving what finished; a re-run picks up the rest. A run extended with
+more seeds (``Suite.with_seeds``, ``Suite.with_sequential``) resumes as extended when run
+again from the suite as written. A worker process that dies (the out-of-memory killer,
+say) leaves its cells failed and is replaced; they are run once more. A write that fails
+(a full disk) stops the run with what is stored (:class:`StoreWriteError`).
 
 Cells that differ only in their seed are one job: their seeds train together as one
 batched model (:func:`gangrad.train.train_seeds`), with the numbers each cell gets alone;
@@ -17,6 +21,7 @@ batched model (:func:`gangrad.train.train_seeds`), with the numbers each cell ge
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -33,7 +38,7 @@ from gangrad import _validate, estimators
 from gangrad._provenance import git_commit
 from gangrad.runner.backends import Group, groups_of, local, ray
 from gangrad.runner.cell import TIMING_METRICS
-from gangrad.runner.store import Store, StoreError, check_run_name
+from gangrad.runner.store import Store, StoreError, StoreWriteError, check_run_name
 from gangrad.runner.suite import (
     BUILTIN_SUITES,
     Cell,
@@ -45,8 +50,9 @@ from gangrad.runner.suite import (
 )
 
 __all__ = ["BUILTIN_SUITES", "TIMING_METRICS", "Cell", "Progress", "Sequential", "Store",
-           "StoreError", "Suite", "SuiteError", "Summary", "check_device", "check_run_name",
-           "load", "load_suite", "parse_suite", "planned_cells", "run_suite", "tidy"]
+           "StoreError", "StoreWriteError", "Suite", "SuiteError", "Summary", "check_device",
+           "check_run_name", "load", "load_suite", "parse_suite", "planned_cells", "run_suite",
+           "tidy"]
 
 
 @dataclass
@@ -63,6 +69,9 @@ class Summary:
     failures: list[str] = field(default_factory=list)
     retried: int = 0  # failed cells of an earlier run, computed again
     elsewhere: int = 0  # cells another live process has claimed
+    note: str = ""  # how the run's plan was read (an extended run resumed as extended)
+    deaths: list[str] = field(default_factory=list)  # worker processes that died, and why
+    lost: int = 0  # cells left failed because their worker process died twice
 
     @property
     def not_run(self) -> int:
@@ -72,6 +81,13 @@ class Summary:
         text = (f"run {self.run!r}: {self.ok} ok, {self.diverged} diverged, {self.failed} failed"
                 f", {self.skipped} already stored, {self.not_run} not run, of {self.total} cells "
                 f"in {self.wall_s:.1f}s -> {self.store}")
+        if self.note:
+            text += f"\n{self.note}"
+        if self.deaths:
+            text += (f"\n{len(self.deaths)} worker process(es) died and were replaced: "
+                     + "; ".join(self.deaths) + ". Their cells were stored as failed and run "
+                     "once more" + (f"; {self.lost} died again and stay failed (a re-run "
+                                    "tries them again)" if self.lost else ", and stored"))
         if self.retried:
             text += f"\nretried {self.retried} cells that had failed before"
         if self.elsewhere:
@@ -130,11 +146,14 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
 
     Failed cells of an earlier run are computed again (``retry_failed=False`` keeps them);
     diverged ones are results and are kept. Each cell is claimed in the store before it
-    is computed, so a second process on the same run takes other cells. A run whose
-    stored cells the suite no longer declares (the suite was edited) is refused: name a
-    new ``run`` or pass ``fresh=True``. A sequential suite then runs each look's next
+    is computed, so a second process on the same run takes other cells. A run stored
+    from ``suite`` on more seeds (extended with ``with_seeds`` or ``with_sequential``)
+    continues as stored, every cell kept (``Summary.note`` says so); a run whose stored
+    cells the suite no longer declares otherwise (the suite was edited) is refused: name
+    a new ``run`` or pass ``fresh=True``. A sequential suite then runs each look's next
     batch of seeds for the tasks still undetermined (:func:`planned_cells`), until every
-    task is decided or has its ``max_seeds``.
+    task is decided or has its ``max_seeds``. A write that fails (a full disk) raises
+    :class:`StoreWriteError`, saying what is stored.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if backend not in ("local", "ray"):
@@ -142,16 +161,16 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     device = check_device(device)
-    run = check_run_name(run or suite.name)
+    run = check_run_name(run if run is not None else suite.name)
     start = time.perf_counter()
     with Store(store) as db:
-        _check_same_suite(db, run, suite, fresh)
+        suite, note = _plan_of(db, run, suite, fresh)
         meta = {"gangrad": gangrad.__version__, "torch": torch.__version__, "device": device,
                 "git_commit": git_commit()}
         db.start_run(run, suite.name, suite.text, len(suite.cells), meta, fresh=fresh)
         finished = db.finished(run, retry_failed)
         stored = db.cell_ids(run)
-        summary = Summary(run=run, store=db.path, total=0)
+        summary = Summary(run=run, store=db.path, total=0, note=note)
         seen: set[str] = set()
         try:
             while not summary.interrupted:  # a sequential suite's plan grows look by look
@@ -169,8 +188,11 @@ def run_suite(suite: str | Path | Suite, *, store: str | Path | None = None,
                     db.start_run(run, suite.name, suite.text, len(cells), meta)
                 _run_groups(db, run, groups_of(todo, batch_seeds), summary, workers, backend,
                             address, device, progress, on_cell)
-        finally:
-            db.release(run)
+        except BaseException:
+            with contextlib.suppress(StoreError):  # the first error is the one to tell
+                db.release(run)
+            raise
+        db.release(run)
     summary.wall_s = time.perf_counter() - start
     return summary
 
@@ -186,7 +208,7 @@ def planned_cells(suite: Suite, metrics: pd.DataFrame, cells: pd.DataFrame) -> l
     seq = suite.sequential
     if seq is None:
         return plan
-    from gangrad.report.tables import undetermined_tasks
+    from gangrad.stats import undetermined_tasks
 
     stored = set(cells["cell_id"]) if len(cells) else set()
     open_tasks = list(dict.fromkeys(c.task for c in suite.cells))
@@ -205,13 +227,50 @@ def planned_cells(suite: Suite, metrics: pd.DataFrame, cells: pd.DataFrame) -> l
     return plan
 
 
-def _check_same_suite(db: Store, run: str, suite: Suite, fresh: bool) -> None:
-    stale = db.cell_ids(run) - {c.cell_id for c in suite.possible_cells()}
-    if stale and not fresh:
-        raise ValueError(
-            f"run {run!r} in {db.path} holds {len(stale)} cells that suite {suite.name!r} no "
-            "longer declares (the suite was edited): pass --run NEW-NAME to start a new run "
-            "beside it, or --fresh to replace the stored one")
+def _grid(suite: Suite) -> set[str]:
+    """Every configuration ``suite`` may run, seeds aside."""
+    return {json.dumps({k: v for k, v in c.config().items() if k != "seed"}, sort_keys=True)
+            for c in suite.possible_cells()}
+
+
+def _plan_of(db: Store, run: str, suite: Suite, fresh: bool) -> tuple[Suite, str]:
+    """The suite to run as ``run``, and a note on it. ``suite`` itself, unless the store
+    holds cells of the run that ``suite`` cannot have: then the stored suite, when it is
+    ``suite`` on more seeds (the run was extended: ``--seeds``, ``--until-decided``), so
+    resuming keeps every cell; otherwise ``suite`` was edited, and the run is refused."""
+    stored_ids = db.cell_ids(run)
+    stale = stored_ids - {c.cell_id for c in suite.possible_cells()}
+    if fresh or not stale:
+        return suite, ""
+    stored = _stored_suite(db, run)
+    if stored is not None and _grid(stored) == _grid(suite):
+        seeds_of = {c.cell_id: c.seed for c in stored.possible_cells()}
+        if stale <= set(seeds_of):
+            extra = sorted({seeds_of[i] for i in stale})
+            plan = (f"up to {stored.sequential.max_seeds} seeds per task while a comparison "
+                    "is undetermined" if stored.sequential else
+                    f"on {len(stored.seeds)} seeds")
+            return stored, (
+                f"run {run!r} was extended beyond the suite as given (it holds {len(stale)} "
+                f"cells on seeds {', '.join(map(str, extra))}): it continues as stored, "
+                f"{plan}, keeping every cell; --run NEW-NAME runs the suite as given beside "
+                "it")
+    raise ValueError(
+        f"run {run!r} in {db.path} holds {len(stale)} cells that suite {suite.name!r} no "
+        "longer declares (the suite was edited): pass --run NEW-NAME to store it as a new "
+        f"run beside the stored one, or --fresh to delete run {run!r}'s {len(stored_ids)} "
+        "stored cells and start it over")
+
+
+def _stored_suite(db: Store, run: str) -> Suite | None:
+    """The suite the run was stored from (its text is kept with the run), if it parses."""
+    info = db.run_info(run)
+    if not info.get("suite_text"):
+        return None
+    try:
+        return parse_suite(info["suite_text"], info["suite"])
+    except SuiteError:
+        return None
 
 
 def _run_groups(db: Store, run: str, groups: list[Group], summary: Summary, workers: int,
@@ -229,20 +288,31 @@ def _run_groups(db: Store, run: str, groups: list[Group], summary: Summary, work
 
     source = (local(groups, workers, device, admit) if backend == "local"
               else ray(groups, address, device, workers, admit))
+    retrying: dict[str, str] = {}  # cells whose worker died, run once more: their failure
     try:
         for group, results, running in source:
             if results is None:
                 bar.update(done, running, summary.failed, f"running {_group_label(group)}")
                 continue
+            died = results[0].get("worker_died") if results else None
+            if died:
+                summary.deaths.append(f"the one running {_group_label(group)} {died['how']}")
+                summary.lost += len(group) if died["final"] else 0
             for cell, result in zip(group, results, strict=True):
                 db.add_cell(run, cell.cell_id, cell.config(), result, result["metrics"])
                 db.release(run, [cell.cell_id])
+                if cell.cell_id in retrying:  # its second result replaces the first
+                    summary.failed -= 1
+                    summary.failures.remove(retrying.pop(cell.cell_id))
+                    done -= 1
                 done += 1
                 status = result["status"]
                 setattr(summary, status, getattr(summary, status) + 1)
                 if status == "failed":
                     summary.failures.append(
                         f"{cell.label}: {result['error'].strip().splitlines()[-1]}")
+                    if died and not died["final"]:
+                        retrying[cell.cell_id] = summary.failures[-1]
                 bar.update(done, running, summary.failed, f"{status}: {cell.label}")
                 if on_cell is not None:
                     on_cell(cell, result)

@@ -23,7 +23,9 @@ import torch
 
 import gangrad
 from gangrad import estimators, tasks
+from gangrad._provenance import pinned_threads
 from gangrad.measure import GradientProbe, GradStatsConfig, stored_names, timing_names
+from gangrad.runner.suite import annealed_label, schedules_of
 from gangrad.train import TrainConfig, train, train_seeds
 
 __all__ = ["TIMING_METRICS", "decode_samples", "run_cells"]
@@ -79,29 +81,35 @@ def run_cells(cells: list[dict[str, Any]], device: str | None = None,
 
     Returns one result per cell, in order; ``wall_s`` is the whole batch's time.
     """
+    # one thread per cell whatever the machine (workers use the other cores): the numbers
+    # then repeat from a seed on any machine (gangrad._provenance)
+    with pinned_threads(threads or 1):
+        return _run_cells(cells, device)
+
+
+def _run_cells(cells: list[dict[str, Any]], device: str | None) -> list[dict[str, Any]]:
     if not cells:
         return []
     if any(_without_seed(c) != _without_seed(cells[0]) for c in cells):
         raise ValueError("run_cells: the cells must differ in their seed only")
-    if threads:
-        torch.set_num_threads(threads)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     meta = {"device": device if device == "cpu" else torch.cuda.get_device_name(device),
             "torch": torch.__version__, "gangrad": gangrad.__version__,
-            "host": platform.node()}
+            "host": platform.node(), "threads": torch.get_num_threads()}
     cell = cells[0]
     seeds = [c["seed"] for c in cells]
     label = cell["estimator"]
     try:
         task = tasks.create(cell["task"], **cell["task_params"])
         est = estimators.create(cell["estimator"], **cell["estimator_params"])
-        label = est.label
+        schedules = schedules_of(cell.get("anneal", {}))
+        label = annealed_label(est, schedules)
         settings = dict(cell["grad_stats"])
         at = settings.pop("at_steps")
         probes = {seed: GradientProbe(task, None, GradStatsConfig(seed=seed), device=device,
                                       **settings) for seed in seeds}
-        config = TrainConfig(**cell["train"])
+        config = TrainConfig(**cell["train"], schedules=schedules)
         if len(seeds) == 1:
             histories = [train(task, est, config=config, seed=seeds[0], device=device,
                                checkpoint_steps=at, on_checkpoint=probes[seeds[0]])]
@@ -127,6 +135,6 @@ def run_cells(cells: list[dict[str, Any]], device: str | None = None,
     except Exception:
         error = traceback.format_exc()
         if len(cells) > 1:  # the batch raised: each seed alone, its failure its own
-            return [run_cells([c], device, threads)[0] for c in cells]
+            return [_run_cells([c], device)[0] for c in cells]
         return [{**meta, "status": "failed", "diverged_at": None, "label": label,
                  "error": error, "metrics": [], "wall_s": time.perf_counter() - start}]

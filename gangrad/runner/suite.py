@@ -28,6 +28,18 @@ every problem at once, with the line it was found on where the text allows::
         { key = "score_function", baseline = "mean" },
     ]
 
+An estimator entry may anneal hyper-parameters over training with ``anneal``, a table of
+schedules (:func:`gangrad.schedules.parse_schedule`: ``{start, end, kind, steps}``, kind
+``"geometric"`` and steps the cell's training steps unless given, or the CLI's
+``"START:END[:KIND]"``); a list of such tables is a grid axis like any other::
+
+    { key = "gumbel_softmax", anneal = { temperature = { start = 1.0, end = 0.01 } } },
+    # RelGAN's "lin" policy, inverse temperature 1 -> 100:
+    { key = "gumbel_softmax", anneal = { temperature = "1:0.01:inverse_linear" } },
+
+The annealed value replaces the hyper-parameter at every step, so it may not also be set;
+the label shows the schedule (``gumbel_softmax(temperature=1->0.01 geometric)``).
+
 The cell identity (:attr:`Cell.cell_id`) is a stable hash of its full configuration, so
 a re-run of the same suite recognises the cells it has already finished.
 
@@ -52,7 +64,8 @@ import itertools
 import json
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -65,12 +78,14 @@ else:  # pragma: no cover
 from gangrad import estimators, tasks
 from gangrad.measure import GradStatsConfig
 from gangrad.measure.config import SUITE_KEYS
+from gangrad.runner.store import MAX_RUN_NAME
+from gangrad.schedules import Schedule, parse_schedule
 from gangrad.train import TrainConfig
 
-__all__ = ["ALPHA", "BUILTIN_SUITES", "Cell", "Sequential", "Suite", "SuiteError", "load_suite",
-           "parse_suite"]
+__all__ = ["ALPHA", "BUILTIN_SUITES", "Cell", "Sequential", "Suite", "SuiteError",
+           "annealed_label", "load_suite", "parse_suite", "schedules_of"]
 
-BUILTIN_SUITES = ("quick", "frontier", "full")
+BUILTIN_SUITES = ("quick", "frontier", "frontier-seq", "full")
 TOP_KEYS = {"name", "description", "seeds", "train", "grad_stats", "tasks", "sequential"}
 SEQUENTIAL_KEYS = {"max_seeds", "batch"}
 ALPHA = 0.05  # the family-wise error of a suite's decisions, over all its looks
@@ -100,11 +115,15 @@ class Cell:
     seed: int
     train: dict[str, Any]
     grad_stats: dict[str, Any]
+    anneal: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> Schedule fields
 
     def config(self) -> dict[str, Any]:
-        return {"task": self.task, "task_params": self.task_params,
-                "estimator": self.estimator, "estimator_params": self.estimator_params,
-                "seed": self.seed, "train": self.train, "grad_stats": self.grad_stats}
+        """The cell's spec; ``anneal`` only when set, so the identity of a cell without one
+        is what it was before annealing could be declared."""
+        out = {"task": self.task, "task_params": self.task_params,
+               "estimator": self.estimator, "estimator_params": self.estimator_params,
+               "seed": self.seed, "train": self.train, "grad_stats": self.grad_stats}
+        return {**out, "anneal": self.anneal} if self.anneal else out
 
     @property
     def cell_id(self) -> str:
@@ -113,8 +132,10 @@ class Cell:
 
     @property
     def estimator_label(self) -> str:
-        """The estimator's label (:attr:`gangrad.estimators.AbstractEstimator.label`)."""
-        return estimators.create(self.estimator, **self.estimator_params).label
+        """The estimator's label (:attr:`gangrad.estimators.AbstractEstimator.label`), with
+        its schedules (:func:`annealed_label`)."""
+        return annealed_label(estimators.create(self.estimator, **self.estimator_params),
+                              schedules_of(self.anneal))
 
     @property
     def label(self) -> str:
@@ -186,6 +207,13 @@ class Suite:
         """The suite with sequential allocation up to ``max_seeds`` seeds per task, in
         batches of ``batch`` (default: as many as the suite has), replacing any it
         declares; its text says so."""
+        first = len(self.seeds)
+        if isinstance(max_seeds, bool) or not isinstance(max_seeds, int) or max_seeds <= first:
+            raise ValueError(f"max_seeds must be an integer above the {first} seeds the suite "
+                             f"starts with, got {max_seeds!r}")
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                                  or batch < 1):
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
         lines = [f"max_seeds = {max_seeds!r}"] + ([f"batch = {batch!r}"] if batch is not None
                                                  else [])
         kept, skipping = [], False
@@ -216,6 +244,21 @@ class Suite:
         return parse_suite(text, self.name)
 
 
+def schedules_of(anneal: Mapping[str, Mapping[str, Any]]) -> dict[str, Schedule]:
+    """A cell's ``anneal`` (stored fields) as :class:`~gangrad.schedules.Schedule` objects,
+    for :attr:`gangrad.train.TrainConfig.schedules`."""
+    return {name: Schedule(**fields) for name, fields in anneal.items()}
+
+
+def annealed_label(est: estimators.AbstractEstimator, schedules: Mapping[str, Schedule]) -> str:
+    """``est.label`` with each annealed hyper-parameter as ``name=start->end kind``."""
+    label = est.label
+    if not schedules:
+        return label
+    extra = ", ".join(f"{name}={s.label}" for name, s in sorted(schedules.items()))
+    return f"{label[:-1]}, {extra})" if label.endswith(")") else f"{label}({extra})"
+
+
 def _line(text: str, needle: str, after: int = 0) -> int | None:
     """1-based line of the first occurrence of ``needle`` at or after line ``after``."""
     for number, line in enumerate(text.splitlines()[after:], start=after + 1):
@@ -235,7 +278,8 @@ def _grid(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A built-in suite by name (``quick``, ``frontier``, ``full``) or a TOML file; validated."""
+    """A built-in suite by name (``quick``, ``frontier``, ``frontier-seq``, ``full``) or a
+    TOML file; validated."""
     name = str(name_or_path)
     if name in BUILTIN_SUITES:
         text = resources.files("gangrad.suites").joinpath(f"{name}.toml").read_text()
@@ -322,6 +366,9 @@ class _Validator:
         name = data.get("name", stem)
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             self.bad(f"name must be letters, digits, '.', '_' or '-', got {name!r}", "name")
+        elif "name" in data and len(name) > MAX_RUN_NAME:
+            self.bad(f"name is {len(name)} characters; at most {MAX_RUN_NAME} (a run takes "
+                     "the suite's name, and run names become file names)", "name")
         ids = [c.cell_id for c in cells]
         if len(set(ids)) != len(ids):
             self.bad("the suite declares the same cell more than once")
@@ -392,11 +439,11 @@ class _Validator:
         if not isinstance(specs, list) or not specs:
             self.bad(f"task {key!r} lists no estimators", "estimators", after)
             return []
-        grid = self.estimators(specs, task, after)
+        grid = self.estimators(specs, task, after, steps)
         if grad is None or steps is None:
             return []
-        return [Cell(key, dict(params), est_key, hyper, seed, dict(train), dict(grad))
-                for est_key, hyper in grid for seed in seeds]
+        return [Cell(key, dict(params), est_key, hyper, seed, dict(train), dict(grad), anneal)
+                for est_key, hyper, anneal in grid for seed in seeds]
 
     def grad_stats(self, grad: dict[str, Any], steps: int | None, key: str,
                    after: int) -> dict[str, Any] | None:
@@ -421,9 +468,10 @@ class _Validator:
         return {"at_steps": sorted({steps if s == "end" else s for s in at}),
                 **settings.suite_values()}
 
-    def estimators(self, specs: list[Any], task: tasks.AbstractTask,
-                   after: int) -> list[tuple[str, dict[str, Any]]]:
-        """``(key, hyper-parameters)`` of every grid point of a task's estimator entries."""
+    def estimators(self, specs: list[Any], task: tasks.AbstractTask, after: int,
+                   steps: int | None) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """``(key, hyper-parameters, anneal)`` of every grid point of a task's estimator
+        entries (``anneal``: each annealed name's schedule fields, over ``steps``)."""
         est_keys = estimators.available()
         out = []
         for spec in specs:
@@ -442,6 +490,7 @@ class _Validator:
                 self.bad(f"estimator {est_key!r}: the grid axis {axis!r} is empty",
                          f'"{est_key}"', after)
             for hyper in _grid(axes):
+                table = hyper.pop("anneal", {})
                 try:
                     est = estimators.create(est_key, **hyper)
                 except (TypeError, ValueError) as exc:
@@ -451,5 +500,39 @@ class _Validator:
                     self.bad(f"estimator {est_key!r} does not support task {task.name!r} "
                              f"({task.space})", f'"{est_key}"', after)
                     continue
-                out.append((est_key, hyper))
+                anneal = self.anneal(est, table, hyper, steps, after)
+                if anneal is not None:
+                    out.append((est_key, hyper, anneal))
         return out
+
+    def anneal(self, est: estimators.AbstractEstimator, table: Any, hyper: dict[str, Any],
+               steps: int | None, after: int) -> dict[str, dict[str, Any]] | None:
+        """An entry's ``anneal`` table checked against ``est``: each name one of its
+        hyper-parameters not also set, each schedule valid over ``steps`` and its values at
+        both ends accepted by the estimator; None after a problem."""
+        where = f'"{est.key}"'
+        if not isinstance(table, dict):
+            self.bad(f"estimator {est.key!r}: anneal must be a table of schedules "
+                     f"(name = {{ start, end, kind }}), got {table!r}", where, after)
+            return None
+        out, names = {}, est.hyperparameters()
+        for name, spec in table.items():
+            if name not in names:
+                self.bad(f"estimator {est.key!r} cannot anneal {name!r}: its hyper-parameters "
+                         f"are {', '.join(names) or 'none'}", where, after)
+                continue
+            if name in hyper:
+                self.bad(f"estimator {est.key!r}: {name!r} is both set and annealed", where,
+                         after)
+                continue
+            if steps is None:  # the training settings are reported already
+                continue
+            try:
+                sched = parse_schedule(spec, steps)
+                for value in (sched(0), sched(sched.steps)):
+                    est.replace(**{name: value})
+            except (TypeError, ValueError) as exc:
+                self.bad(f"estimator {est.key!r}: anneal {name}: {exc}", where, after)
+                continue
+            out[name] = asdict(sched)
+        return None if len(out) < len(table) and steps is not None else out

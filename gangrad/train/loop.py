@@ -1,11 +1,35 @@
 """One seed's training loop (:func:`train`) and the record every run keeps (:class:`Run`):
-evaluations, losses, divergence, the history."""
+evaluations, losses, divergence, the history.
+
+Divergence. A run diverges at the first step at which
+
+1. a loss (each step's, read at the next evaluation), a parameter of G or a generated
+   sample is NaN or ±Inf, or a step raises on non-finite networks; or
+2. a loss is finite but its magnitude passes :data:`LOSS_BOUND` (``1e6``). Both GAN losses
+   are ``softplus`` of D's logit (:mod:`gangrad.losses`), so ``|loss| ≈ |logit|`` once D
+   saturates, and a logit of ``1e6`` claims odds of ``e^{1e6}``: sound runs stay within
+   ``|loss| < 20`` (every estimator on ``gaussian1d``, ``categorical`` and ``ring8`` at
+   their training defaults), while a learning-rate blow-up passes ``1e6`` within a few
+   steps; or
+3. a generated sample lies further from 0 than :data:`OUTPUT_BOUND` (``1e3``) times the
+   largest magnitude of as many real samples (continuous spaces): a generator whose
+   samples sit a thousand data-widths away has left the data, not merely fitted it
+   badly.
+
+The run stops there; its history keeps the evaluations before that step, and
+``history.attrs`` says ``status = "diverged"`` and ``diverged_at``. Rules 2 and 3 catch
+the finite blow-ups that rule 1 alone would store as sound runs (``gaussian1d`` at a
+learning rate of ``1e9`` ends with ``w1`` near ``1e9`` and losses near ``1e18``, every
+value finite).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +43,16 @@ from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, config_dict, prepare
 from gangrad.train.step import Diverged, TrainState, sample_latent, train_step
 
-__all__ = ["SAMPLES_KEPT", "Run", "finite", "init_state", "param_kind", "train"]
+__all__ = ["LOSS_BOUND", "OUTPUT_BOUND", "SAMPLES_KEPT", "Run", "data_bound",
+           "evaluation_mode", "finite", "init_state", "loss_diverged", "param_kind", "train",
+           "unsound"]
 
 SAMPLES_KEPT = 256  # generated samples of the last evaluation kept in history.attrs
+#: a loss whose magnitude passes this has diverged (rule 2 of the module doc)
+LOSS_BOUND = 1e6
+#: a generated sample further from 0 than this times the data's largest magnitude has
+#: diverged (rule 3 of the module doc)
+OUTPUT_BOUND = 1e3
 
 
 def init_state(task: AbstractTask, estimator: AbstractEstimator,
@@ -34,9 +65,45 @@ def init_state(task: AbstractTask, estimator: AbstractEstimator,
     return state
 
 
+@contextlib.contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in evaluation mode (batch norm's running statistics, no dropout) within,
+    its mode restored after: every evaluation of G runs in it."""
+    was = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was)
+
+
 def finite(*modules: nn.Module) -> bool:
     """Whether every parameter of ``modules`` is finite."""
     return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
+
+
+def unsound(values: torch.Tensor) -> torch.Tensor:
+    """Which of ``values`` (losses) break the divergence rule: not finite, or a magnitude
+    beyond :data:`LOSS_BOUND`."""
+    return ~torch.isfinite(values) | (values.abs() > LOSS_BOUND)
+
+
+def loss_diverged(step: int, name: str, value: float) -> Diverged:
+    """The :class:`Diverged` of loss ``name`` at ``step`` (an :func:`unsound` ``value``)."""
+    if not math.isfinite(value):
+        return Diverged(step, name)
+    return Diverged(step, name, f"is {value:.3g}, beyond ±{LOSS_BOUND:g}")
+
+
+def data_bound(task: AbstractTask, n: int) -> float | None:
+    """The largest magnitude a generated sample of ``task`` may have (rule 3 of the module
+    doc): :data:`OUTPUT_BOUND` times that of ``n`` real samples (drawn from their own
+    generator, so no run's streams move); None for a discrete space."""
+    if isinstance(task.space, Discrete):
+        return None
+    real = task.sample_real(n, generator=torch.Generator().manual_seed(0))
+    peak = float(real.abs().max())
+    return OUTPUT_BOUND * peak if peak > 0 else None
 
 
 def param_kind(estimator: AbstractEstimator, task: AbstractTask) -> str:
@@ -65,6 +132,7 @@ class Run:
         self.pending: list[dict[str, torch.Tensor]] = []  # losses since the last evaluation
         self.samples: torch.Tensor | None = None  # the latest evaluation's generated samples
         self.status, self.diverged_at = "ok", None
+        self.bound = data_bound(task, cfg.eval_samples)
 
     @property
     def ok(self) -> bool:
@@ -94,18 +162,19 @@ class Run:
             self.progress({**self.tag, **row})
 
     def _pending_means(self, step: int) -> dict[str, float]:
-        """Each pending loss's mean; :class:`Diverged` at the first non-finite one (the
-        pending losses are those of steps ``step - len(pending) + 1 .. step``)."""
+        """Each pending loss's mean; :class:`Diverged` at the first :func:`unsound` one
+        (the pending losses are those of steps ``step - len(pending) + 1 .. step``)."""
         first = step - len(self.pending) + 1
         means, bad = {}, []
         for name in self.pending[0]:
             values = torch.stack([p[name] for p in self.pending]).float().cpu()
-            where = (~torch.isfinite(values)).nonzero()
+            where = unsound(values).nonzero()
             if len(where):
-                bad.append((first + int(where[0]), name))
+                at = int(where[0])
+                bad.append((first + at, name, float(values[at])))
             means[name] = float(values.mean())
         if bad:
-            raise Diverged(*min(bad))
+            raise loss_diverged(*min(bad))
         return means
 
     def fail_step(self, step: int, error: BaseException) -> None:
@@ -128,17 +197,23 @@ class Run:
         state, seed = self.state, self.cfg.seed + 11
         if not finite(state.G):
             raise Diverged(state.step, "a generator parameter")
-        with torch.no_grad():
+        with torch.no_grad(), evaluation_mode(state.G):
             x = state.estimator.sample(state.G(self.z_eval), space=self.task.space,
                                        generator=torch.Generator(self.z_eval.device)
                                        .manual_seed(seed))
         if not torch.isfinite(x).all():
             raise Diverged(state.step, "the generator's output")
+        peak = float(x.abs().max()) if self.bound is not None else 0.0
+        if self.bound is not None and peak > self.bound:
+            raise Diverged(state.step, f"the generator's output (|x| up to {peak:.3g})",
+                           f"is beyond {OUTPUT_BOUND:g} × the data's largest magnitude "
+                           f"({self.bound / OUTPUT_BOUND:.3g})")
         x = x.cpu()
         metrics = self.task.evaluate(x)
         # its own generator: a seed's metrics must not depend on what else ran in the process
-        metrics.update(self.task.evaluate_generator(
-            state.G, self.kind, generator=torch.Generator().manual_seed(seed + 1)))
+        with evaluation_mode(state.G):
+            metrics.update(self.task.evaluate_generator(
+                state.G, self.kind, generator=torch.Generator().manual_seed(seed + 1)))
         return metrics, x
 
     def history(self) -> pd.DataFrame:
@@ -155,7 +230,7 @@ class Run:
         history.to_csv(out / "history.csv", index=False)
         attrs = {k: v for k, v in history.attrs.items() if k != "samples"}
         (out / "config.json").write_text(json.dumps(attrs, indent=2, default=str) + "\n")
-        with torch.no_grad():
+        with torch.no_grad(), evaluation_mode(self.state.G):
             x = self.state.estimator.sample(
                 self.state.G(self.z_eval), space=self.task.space,
                 generator=torch.Generator(self.z_eval.device).manual_seed(0))
