@@ -39,7 +39,8 @@ def _estimate(task_key: str, est_key: str, device: str):
     def one():
         G.zero_grad(set_to_none=True)
         z = task.sample_latent(batch, generator=rng, device=device)
-        est.surrogate(G(z), f, space=task.space, generator=rng).mean().backward()
+        est.surrogate(G(z), f, space=task.space, generator=rng,
+                      **estimators.logit_kwargs(est, D)).mean().backward()
     return one, batch, est
 
 

@@ -2,6 +2,8 @@
 
 - generator, non-saturating (default): ``f(x) = softplus(−D(x)) = −log σ(D(x))``;
 - generator, minimax: ``f(x) = −softplus(D(x)) = log(1 − σ(D(x)))``;
+- generator, probability: ``f(x) = −σ(D(x))``, D's probability that ``x`` is real as a
+  reward to maximise: SeqGAN's reward ``D_φ(Y)`` (Yu et al., 2017, Eq. 4);
 - discriminator: binary cross-entropy, ``softplus(−D(real)) + softplus(D(fake))``.
 """
 
@@ -14,7 +16,7 @@ from torch import nn
 
 __all__ = ["LOSSES", "discriminator_loss", "generator_loss"]
 
-LOSSES = ("nonsaturating", "minimax")
+LOSSES = ("nonsaturating", "minimax", "probability")
 
 
 def generator_loss(kind: str, D: Callable[[torch.Tensor], torch.Tensor]
@@ -24,6 +26,8 @@ def generator_loss(kind: str, D: Callable[[torch.Tensor], torch.Tensor]
         return lambda x: nn.functional.softplus(-D(x))
     if kind == "minimax":
         return lambda x: -nn.functional.softplus(D(x))
+    if kind == "probability":
+        return lambda x: -torch.sigmoid(D(x))
     raise ValueError(f"generator loss must be one of {', '.join(LOSSES)}, got {kind!r}")
 
 

@@ -44,6 +44,12 @@ def _cost(space):
     return f, w
 
 
+def _logit(est, w):
+    """The logit of the linear D behind ``_cost`` (``f = softplus(−logit)``), for an estimator
+    that ``needs_logit`` (no keyword for the others, as callers do)."""
+    return estimators.logit_kwargs(est, lambda x: x.flatten(1) @ w)
+
+
 @pytest.mark.parametrize(("key", "space"), CASES, ids=[f"{k}-{s}" for k, s in CASES])
 def test_conformance(key, space):
     torch.manual_seed(0)
@@ -53,7 +59,7 @@ def test_conformance(key, space):
     params = torch.randn(B, *shape, requires_grad=True)
     f, w = _cost(space)
 
-    s = est.surrogate(params, f)
+    s = est.surrogate(params, f, **_logit(est, w))
     assert s.shape == (B,)
     assert torch.isfinite(s).all()
     s.mean().backward()
@@ -84,8 +90,8 @@ def test_a_diverged_generator_gives_nan_not_an_error(key, space):
     torch.manual_seed(0)
     est = estimators.create(key)
     params = torch.full((8, *est.param_shape(space)), float("nan"), requires_grad=True)
-    f, _ = _cost(space)
-    s = est.surrogate(params, f)
+    f, w = _cost(space)
+    s = est.surrogate(params, f, **_logit(est, w))
     s.mean().backward()
     assert s.shape == (8,) and not torch.isfinite(s).all()
     assert est.sample(params).shape == (8, *space.shape)
@@ -96,10 +102,10 @@ def test_noise_is_replayable(key, space):
     """Explicit noise, or a seeded generator, reproduces the surrogate and the sample."""
     est = estimators.create(key)
     params = torch.randn(8, *est.param_shape(space), generator=torch.Generator().manual_seed(1))
-    f, _ = _cost(space)
+    f, w = _cost(space)
     noise = est.noise(params, generator=torch.Generator().manual_seed(2))
-    a = est.surrogate(params, f, noise=noise)
-    b = est.surrogate(params, f, generator=torch.Generator().manual_seed(2))
+    a = est.surrogate(params, f, noise=noise, **_logit(est, w))
+    b = est.surrogate(params, f, generator=torch.Generator().manual_seed(2), **_logit(est, w))
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(est.sample(params, noise=noise),
                                est.sample(params, generator=torch.Generator().manual_seed(2)))
@@ -112,14 +118,14 @@ def test_surrogate_value_is_the_cost(key, space):
     if key == "score_function":
         est = estimators.create(key, baseline="mean", samples=3)
     params = torch.randn(8, *est.param_shape(space))
-    f, _ = _cost(space)
+    f, w = _cost(space)
     seen = []
 
     def recording(x):
         seen.append(x.detach())
         return f(x)
 
-    s = est.surrogate(params, recording)
+    s = est.surrogate(params, recording, **_logit(est, w))
     fx = f(seen[0]).detach().reshape(8, -1).mean(1)
     torch.testing.assert_close(s.detach(), fx)
 
@@ -151,6 +157,14 @@ def test_unknown_key_lists_available():
         ("score_function", {"samples": 0}, ["samples", ">= 1"]),
         ("score_function", {"samples": 1.5}, ["samples"]),
         ("score_function", {"ema_decay": 1.0}, ["ema_decay", "(0, 1)"]),
+        ("score_function", {"baseline": "group_norm"}, ["group_norm", "samples >= 2"]),
+        ("score_function", {"baseline": "group_mean", "samples": 1}, ["samples >= 2"]),
+        ("maligan", {"samples": 0}, ["samples", ">= 1"]),
+        ("maligan", {"normalize": "seed"}, ["normalize", "batch", "row"]),
+        ("maligan", {"baseline": "ema"}, ["baseline", "mean", "none"]),
+        ("maligan", {"normalize": "row"}, ["normalize='row'", "samples >= 2"]),
+        ("bgan", {"samples": 1}, ["samples", ">= 2"]),
+        ("bgan", {"samples": 2.5}, ["samples"]),
         ("smoothing", {"temperature": 1.0}, ["temperature", "sigma"]),
         ("pathwise", {"sigma": 1.0}, ["sigma"]),
     ],
@@ -202,6 +216,37 @@ def test_wrong_param_shape_is_named():
 def test_cost_with_wrong_output_shape_is_reported():
     with pytest.raises(ValueError, match=r"f must map x of shape \(N, \.\.\.\) to .* \(N,\)"):
         estimators.create("smoothing").surrogate(torch.zeros(4, 2), lambda x: x.sum())
+
+
+NEEDS_LOGIT = [k for k in estimators.available() if estimators.create(k).needs_logit]
+
+
+def test_the_estimators_that_need_the_logit():
+    assert set(NEEDS_LOGIT) >= {"maligan", "bgan"}
+    assert not estimators.create("score_function").needs_logit
+
+
+@pytest.mark.parametrize("key", NEEDS_LOGIT)
+def test_a_missing_logit_is_named_before_any_work(key):
+    est = estimators.create(key)
+    calls = []
+    with pytest.raises(ValueError, match=r"pass logit=, a callable x -> Tensor\[B\]"):
+        est.surrogate(torch.zeros(4, 2, 3), lambda x: calls.append(x) or x.sum((1, 2)))
+    assert not calls, "f was called before the missing logit was reported"
+    with pytest.raises(ValueError, match=r"logit must map x of shape \(N, \.\.\.\)"):
+        est.surrogate(torch.zeros(4, 2, 3), lambda x: x.sum((1, 2)), logit=lambda x: x.sum())
+    with pytest.raises(TypeError, match="logit must be a callable"):
+        est.surrogate(torch.zeros(4, 2, 3), lambda x: x.sum((1, 2)), logit=1.0)
+
+
+def test_a_logit_is_ignored_by_estimators_that_do_not_need_it():
+    est = estimators.create("score_function", samples=2)
+    params = torch.randn(4, 2, 3)
+    noise = est.noise(params, generator=torch.Generator().manual_seed(0))
+    assert estimators.logit_kwargs(est, lambda x: x.sum((1, 2))) == {}
+    torch.testing.assert_close(
+        est.surrogate(params, lambda x: x.sum((1, 2)), noise=noise),
+        est.surrogate(params, lambda x: x.sum((1, 2)), noise=noise, logit=lambda x: x[0]))
 
 
 def test_mean_baseline_needs_two_rows():

@@ -338,7 +338,7 @@ def test_f_evaluations_and_learns_flags():
                      "rebar": 3, "relax": 3, "arm": 2, "disarm": 2, "rao_blackwell_st": 1,
                      "reinmax": 1, "gst": 1, "zgr": 1, "decoupled_st": 1, "arms": 2,
                      "measure_valued": 3, "indecater": 2, "double_cv": 2, "rodeo": 2,
-                     "arsm": 2}
+                     "arsm": 2, "maligan": 1, "bgan": 20, "seqgan_rollout": 1}
     assert estimators.create("relax", rebar_term=False).f_evaluations == 1
     assert estimators.create("score_function", samples=4).f_evaluations == 4
     # counts that grow with the space: one call per position and other class, per swap,

@@ -201,38 +201,75 @@ def test_gst_given_the_sample_is_deterministic():
 
 
 # -- decoupled ST-Gumbel -------------------------------------------------------------------------
-@pytest.mark.parametrize("tau", [0.3, 0.5, 2.0])
-def test_decoupled_st_at_unit_forward_temperature_is_st_gumbel(tau):
-    """τ_f = 1: the same noise gives the same sample, value and gradient as st_gumbel(τ_b)."""
+def value_and_grads(est, params, f, noise):
+    params = params.clone().requires_grad_(True)
+    value = est.surrogate(params, f, noise=noise)
+    value.sum().backward()
+    return value.detach(), params.grad
+
+
+def test_decoupled_st_at_unit_temperatures_is_st_gumbel():
+    """τ_f = τ_b = 1: the same noise gives the same sample, value and gradient as
+    st_gumbel(temperature=1), the one temperature at which the two forms agree."""
     torch.manual_seed(2)
-    params = torch.randn(32, 2, 3)
-    dec = estimators.create("decoupled_st", forward_temperature=1.0, backward_temperature=tau)
-    stg = estimators.create("st_gumbel", temperature=tau)
+    params = torch.randn(32, 2, 3, dtype=torch.float64)
+    dec = estimators.create("decoupled_st")
+    stg = estimators.create("st_gumbel", temperature=1.0)
     noise = dec.noise(params)
     assert torch.equal(dec.sample(params, noise=noise), stg.sample(params, noise=noise))
-    a, b = params.clone().requires_grad_(True), params.clone().requires_grad_(True)
-    sa, sb = dec.surrogate(a, square, noise=noise), stg.surrogate(b, square, noise=noise)
-    assert torch.equal(sa, sb)
-    sa.sum().backward()
-    sb.sum().backward()
-    assert torch.equal(a.grad, b.grad)
+    for a, b in zip(value_and_grads(dec, params, square, noise),
+                    value_and_grads(stg, params, square, noise), strict=True):
+        assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize(("tau_f", "tau_b"), [(0.5, 0.5), (2.0, 0.5), (0.7, 3.0)])
-def test_decoupled_st_is_st_gumbel_on_tempered_logits(tau_f, tau_b):
-    """In general the estimator is st_gumbel(τ_b) at the logits θ/τ_f, chained: the same
-    noise gives the same sample and (1/τ_f) times its gradient. So at equal temperatures
-    τ ≠ 1 it is not st_gumbel(τ): the forward temperature changes the emitted law."""
+@pytest.mark.parametrize("tau", [0.3, 0.5, 2.0])
+def test_decoupled_st_at_equal_temperatures_is_the_papers_st_gs(tau):
+    """τ_f = τ_b = τ is the paper's ST-GS, softmax(θ/τ + g): st_gumbel(1) on the logits θ/τ
+    (same noise, same sample, 1/τ times its gradient). It is not torch's st_gumbel(τ),
+    softmax((θ + g)/τ), which emits Cat(softmax θ) for every τ: the samples differ."""
     torch.manual_seed(3)
-    params = torch.randn(32, 2, 3, dtype=torch.float64)
-    dec = estimators.create("decoupled_st", forward_temperature=tau_f,
-                            backward_temperature=tau_b)
-    stg = estimators.create("st_gumbel", temperature=tau_b)
+    params = torch.randn(256, 2, 3, dtype=torch.float64)
+    dec = estimators.create("decoupled_st", forward_temperature=tau, backward_temperature=tau)
+    unit = estimators.create("st_gumbel", temperature=1.0)
     noise = dec.noise(params)
-    assert torch.equal(dec.sample(params, noise=noise),
-                       stg.sample(params / tau_f, noise=noise))
+    assert torch.equal(dec.sample(params, noise=noise), unit.sample(params / tau, noise=noise))
     g = per_row_grads(dec, params, square, noise=noise)
-    torch.testing.assert_close(g, per_row_grads(stg, params / tau_f, square, noise=noise) / tau_f)
+    torch.testing.assert_close(g, per_row_grads(unit, params / tau, square, noise=noise) / tau)
+    torch_form = estimators.create("st_gumbel", temperature=tau)
+    assert not torch.equal(dec.sample(params, noise=noise),
+                           torch_form.sample(params, noise=noise))
+    assert not torch.allclose(g, per_row_grads(torch_form, params, square, noise=noise))
+
+
+@pytest.mark.parametrize(("tau_f", "tau_b"), [(0.5, 2.0), (2.0, 0.5), (0.7, 1.0)])
+def test_decoupled_st_backward_is_softmax_of_the_logits_over_tau_b_plus_g(tau_f, tau_b):
+    """For a linear f (∇_x f = W) the gradient is (1/τ_b)·y ⊙ (W − yᵀW) with
+    y = softmax(θ/τ_b + g) and the forward's Gumbels g, row by row, whatever τ_f."""
+    torch.manual_seed(4)
+    params = torch.randn(64, 2, 3, dtype=torch.float64)
+    est = estimators.create("decoupled_st", forward_temperature=tau_f,
+                            backward_temperature=tau_b)
+    noise = est.noise(params)
+    y = (params / tau_b - torch.log(-torch.log(noise))).softmax(-1)
+    expected = y * (WEIGHTS - (y * WEIGHTS).sum(-1, keepdim=True)) / tau_b
+    torch.testing.assert_close(per_row_grads(est, params, linear, noise=noise), expected)
+
+
+def test_decoupled_st_forward_temperature_only_picks_the_class():
+    """Same noise, same τ_b, two forward temperatures: rows whose samples agree have equal
+    gradients, rows whose samples differ do not (both kinds occur)."""
+    torch.manual_seed(5)
+    params = torch.randn(256, 2, 3, dtype=torch.float64)
+    cold, hot = (estimators.create("decoupled_st", forward_temperature=t,
+                                   backward_temperature=0.5) for t in (0.5, 3.0))
+    noise = cold.noise(params)
+    same = (cold.sample(params, noise=noise) == hot.sample(params, noise=noise)).flatten(1)
+    same = same.all(-1)
+    assert 0 < int(same.sum()) < params.shape[0]
+    a = per_row_grads(cold, params, square, noise=noise)
+    b = per_row_grads(hot, params, square, noise=noise)
+    torch.testing.assert_close(a[same], b[same])
+    assert not torch.allclose(a[~same], b[~same])
 
 
 def test_decoupled_st_emits_the_tempered_categorical():

@@ -9,6 +9,7 @@ Contract (public; see :mod:`gangrad.estimators._base` for the full statement)::
     s = est.surrogate(params, f)            # (B,)
     s.mean().backward()                     # params.grad estimates ∇ mean_b E[f(x_b)]
     x = est.sample(params)                  # (B, *space.shape), no gradient
+    est.surrogate(params, f, **logit_kwargs(est, D))  # D's logit for est.needs_logit
 
 Outside packages add estimators through the entry-point group ``gangrad.estimators``
 (``[project.entry-points."gangrad.estimators"] my_key = "my_pkg.module:MyEstimator"``) or,
@@ -20,16 +21,24 @@ from __future__ import annotations
 from typing import Any
 
 from gangrad._registry import Registry
-from gangrad.estimators._base import AbstractEstimator, Cost
+from gangrad.estimators._base import (
+    AbstractEstimator,
+    Cost,
+    Rollout,
+    logit_kwargs,
+    rollout_kwargs,
+)
 from gangrad.estimators.arm import ARM
 from gangrad.estimators.arms import ARMS
 from gangrad.estimators.arsm import ARSM
+from gangrad.estimators.bgan import BGAN
 from gangrad.estimators.decoupled_st import DecoupledST
 from gangrad.estimators.disarm import DisARM
 from gangrad.estimators.double_cv import DoubleCV
 from gangrad.estimators.gst import GST
 from gangrad.estimators.gumbel_softmax import GumbelSoftmax
 from gangrad.estimators.indecater import IndeCateR
+from gangrad.estimators.maligan import MaliGAN
 from gangrad.estimators.measure_valued import MeasureValued
 from gangrad.estimators.pathwise import Pathwise
 from gangrad.estimators.rao_blackwell_st import RaoBlackwellST
@@ -39,6 +48,7 @@ from gangrad.estimators.relax import RELAX
 from gangrad.estimators.reparam import Reparam
 from gangrad.estimators.rodeo import RODEO
 from gangrad.estimators.score_function import ScoreFunction
+from gangrad.estimators.seqgan_rollout import SeqGANRollout
 from gangrad.estimators.smoothing import Smoothing
 from gangrad.estimators.st_gumbel import STGumbel
 from gangrad.estimators.straight_through import StraightThrough
@@ -68,6 +78,9 @@ _BUILTINS: dict[str, type[AbstractEstimator]] = {
     "double_cv": DoubleCV,
     "rodeo": RODEO,
     "arsm": ARSM,
+    "maligan": MaliGAN,
+    "bgan": BGAN,
+    "seqgan_rollout": SeqGANRollout,
 }
 
 REGISTRY: Registry[AbstractEstimator] = Registry("estimator", _BUILTINS, "gangrad.estimators")
@@ -106,6 +119,7 @@ __all__ = [
     "ARM",
     "ARMS",
     "ARSM",
+    "BGAN",
     "GST",
     "REBAR",
     "REGISTRY",
@@ -119,17 +133,22 @@ __all__ = [
     "DoubleCV",
     "GumbelSoftmax",
     "IndeCateR",
+    "MaliGAN",
     "MeasureValued",
     "Pathwise",
     "RaoBlackwellST",
     "ReinMax",
     "Reparam",
+    "Rollout",
     "STGumbel",
     "ScoreFunction",
+    "SeqGANRollout",
     "Smoothing",
     "StraightThrough",
     "available",
     "create",
+    "logit_kwargs",
     "register",
+    "rollout_kwargs",
     "supporting",
 ]

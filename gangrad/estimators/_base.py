@@ -37,6 +37,31 @@ rows of several independent problems can be concatenated into one call, which is
 :func:`gangrad.train.train_seeds` trains many seeds as one batched model. It is False by
 default (a plug-in that, say, uses a batch-mean baseline stays correct), and the
 built-in estimators that qualify set it.
+
+The discriminator's logit. A few GAN estimators (MaliGAN, BGAN) weight their samples by
+what D says of them, ``exp T(x)`` with ``T`` D's logit, not by ``f`` alone. They set
+``needs_logit = True`` and their ``surrogate`` takes ``logit=``, a callable ``x -> Tensor[B]``
+(D's logit at one-hot ``x``, evaluated without gradient); called without it they raise a
+``ValueError`` naming the argument before any work. Callers (the GAN step, the
+gradient-statistics engine) pass it only to such estimators, through
+:func:`logit_kwargs`, so an estimator that predates it, or a plug-in that overrides
+``surrogate`` itself, is never handed an argument it does not know. An estimator that
+does not need it ignores a ``logit`` it is given. ``learn`` and ``noise`` take no logit:
+no estimator that learns state needs one. A subclass with ``needs_logit`` receives it as
+the keyword ``logit`` of ``_surrogate``, already checked like ``f`` (shape ``(N,)``).
+
+Roll-outs. An estimator that scores every prefix of a sequence by completing it (SeqGAN's
+Monte Carlo roll-outs) sets ``takes_rollout = True``; its ``surrogate`` takes ``rollout=``,
+a callable ``rollout(symbols, uniforms) -> completions`` (:data:`Rollout`): for symbols
+``(M, L)`` and uniforms ``(M, L-1, L)``, the ``L-1`` completions ``(M, L-1, L)`` whose
+``t``-th keeps the first ``t`` symbols and draws the others from the roll-out policy given
+that prefix, position ``s`` by inverse CDF from ``uniforms[:, t-1, s]``. A generator whose
+positions are independent given ``z`` needs none (the estimator then completes prefixes
+from ``params`` itself); an autoregressive generator's training step passes one
+(:mod:`gangrad.train.autoregressive`). Callers pass it through :func:`rollout_kwargs`, as
+``logit``; an estimator without ``takes_rollout`` never receives it and ignores one it is
+given. A subclass with ``takes_rollout`` receives it (or ``None``) as the keyword
+``rollout`` of ``_surrogate``.
 """
 
 from __future__ import annotations
@@ -53,9 +78,11 @@ import torch
 from gangrad._registry import hyperparameters
 from gangrad.spaces import Continuous, Discrete, Space
 
-__all__ = ["AbstractEstimator", "Cost"]
+__all__ = ["AbstractEstimator", "Cost", "Rollout", "logit_kwargs", "rollout_kwargs"]
 
 Cost = Callable[[torch.Tensor], torch.Tensor]
+#: ``rollout(symbols (M, L), uniforms (M, L-1, L)) -> completions (M, L-1, L)`` (module doc)
+Rollout = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class AbstractEstimator(abc.ABC):
@@ -66,6 +93,8 @@ class AbstractEstimator(abc.ABC):
     differentiable_f: ClassVar[bool]
     f_evaluations: ClassVar[int] = 1
     learns: ClassVar[bool] = False
+    needs_logit: ClassVar[bool] = False
+    takes_rollout: ClassVar[bool] = False
     rows_independent: bool = False
     space_requirement: ClassVar[str | None] = None
     _frozen: bool = False
@@ -91,15 +120,24 @@ class AbstractEstimator(abc.ABC):
         return self._noise(params, space, generator)
 
     def surrogate(self, params: torch.Tensor, f: Cost, *, noise: torch.Tensor | None = None,
-                  space: Space | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-sample surrogate, shape ``(B,)``; its gradient estimates ``∇ E[f(x)]``."""
+                  space: Space | None = None, generator: torch.Generator | None = None,
+                  logit: Cost | None = None, rollout: Rollout | None = None) -> torch.Tensor:
+        """Per-sample surrogate, shape ``(B,)``; its gradient estimates ``∇ E[f(x)]`` (or,
+        for an estimator with ``needs_logit``, the update its paper defines from D's
+        ``logit``, required then; see the module doc). ``rollout`` completes prefixes for
+        an estimator that ``takes_rollout`` (module doc)."""
         space = self.space_of(params, space)
+        extra = self._logit_argument(logit)
+        if self.takes_rollout:
+            if rollout is not None and not callable(rollout):
+                raise TypeError(f"{self.key}: rollout must be a callable (symbols, uniforms) "
+                                f"-> completions, got {type(rollout).__name__}")
+            extra["rollout"] = rollout
         if noise is None:
             return self._surrogate(params, _checked_cost(f),
-                                   self._noise(params, space, generator), space)
+                                   self._noise(params, space, generator), space, **extra)
         with self._given(params, noise, space, generator):
-            return self._surrogate(params, _checked_cost(f), noise, space)
+            return self._surrogate(params, _checked_cost(f), noise, space, **extra)
 
     def sample(self, params: torch.Tensor, *, noise: torch.Tensor | None = None,
                space: Space | None = None,
@@ -120,6 +158,20 @@ class AbstractEstimator(abc.ABC):
         for estimators without such state (``learns`` is False)."""
 
     # -- helpers available to every estimator --------------------------------------------------
+    def _logit_argument(self, logit: Cost | None) -> dict[str, Cost]:
+        """``_surrogate``'s extra keyword: ``{"logit": checked logit}`` where needed."""
+        if not self.needs_logit:
+            return {}
+        if logit is None:
+            raise ValueError(
+                f"{self.key} weights its samples by the discriminator's logit: pass "
+                "logit=, a callable x -> Tensor[B] giving D's logit at x (gangrad's training "
+                "and gradient statistics pass it; see gangrad.estimators.logit_kwargs)")
+        if not callable(logit):
+            raise TypeError(f"{self.key}: logit must be a callable x -> Tensor[B], got "
+                            f"{type(logit).__name__}")
+        return {"logit": _checked_cost(logit, "logit")}
+
     @contextlib.contextmanager
     def _given(self, params: torch.Tensor, noise: torch.Tensor, space: Space,
                generator: torch.Generator | None) -> Iterator[None]:
@@ -276,7 +328,20 @@ class AbstractEstimator(abc.ABC):
                    space: Space) -> torch.Tensor: ...
 
 
-def _checked_cost(f: Cost) -> Cost:
+def rollout_kwargs(estimator: AbstractEstimator, rollout: Rollout) -> dict[str, Rollout]:
+    """``{"rollout": rollout}`` for an estimator that ``takes_rollout``, else ``{}`` (as
+    :func:`logit_kwargs`)."""
+    return {"rollout": rollout} if getattr(estimator, "takes_rollout", False) else {}
+
+
+def logit_kwargs(estimator: AbstractEstimator, logit: Cost) -> dict[str, Cost]:
+    """``{"logit": logit}`` for an estimator that ``needs_logit``, else ``{}``: what a caller
+    passes to ``surrogate`` (``est.surrogate(params, f, **logit_kwargs(est, D))``), so that
+    an estimator unaware of the keyword never receives it."""
+    return {"logit": logit} if getattr(estimator, "needs_logit", False) else {}
+
+
+def _checked_cost(f: Cost, name: str = "f") -> Cost:
     """Wrap ``f`` so that a wrong output shape is reported where it happens."""
 
     def checked(x: torch.Tensor) -> torch.Tensor:
@@ -284,7 +349,7 @@ def _checked_cost(f: Cost) -> Cost:
         if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0],):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(
-                f"f must map x of shape (N, ...) to a tensor of shape (N,); "
+                f"{name} must map x of shape (N, ...) to a tensor of shape (N,); "
                 f"got {shape} for N={x.shape[0]}"
             )
         return out

@@ -1,24 +1,29 @@
 r"""Decoupled straight-through Gumbel-softmax (Shah, Yan, Mozer & Liu, 2024, "Improving
-Discrete Optimisation Via Decoupled Straight-Through Gumbel-Softmax").
+Discrete Optimisation Via Decoupled Straight-Through Gumbel-Softmax", arXiv:2410.13331v1;
+v2 is retitled "... Via Decoupled Straight-Through Estimator").
 
 ST-Gumbel ties two choices to one temperature: how random the forward sample is
 (exploration) and how the backward softmax spreads the gradient over the classes. The
-decoupled estimator gives each its own temperature. With Gumbels ``g`` and tempered scores
-``s = θ/τ_f + g``,
+decoupled estimator gives each its own temperature. The paper writes the Gumbel-softmax
+with the temperature on the logits only, ``softmax(θ/τ + g)`` (v1 notes that this differs
+from Jang et al.'s ``softmax((θ + g)/τ)``), and evaluates it at ``τ_f`` forward and at
+``τ_b`` backward with the same Gumbels ``g`` (v1's Algorithm 1, as its public ICLR 2025
+review record, OpenReview 5pFV1FxG9d, states it):
 
 .. math::
-    x = \operatorname{onehot}(\operatorname{argmax} s) \sim
+    x = \operatorname{onehot}(\operatorname{argmax}(θ/τ_f + g)) \sim
         \operatorname{Cat}(\operatorname{softmax}(θ/τ_f)),\qquad
-    \hat g = \frac{∂ \operatorname{softmax}(s/τ_b)}{∂θ}^{\top} ∇_x f(x),
+    \hat g = \frac{∂ y}{∂θ}^{\top} ∇_x f(x)
+           = \frac1{τ_b}\big(y \odot (∇_x f − y^\top ∇_x f)\big),\quad
+    y = \operatorname{softmax}(θ/τ_b + g),
 
-implemented as ``x + y − ⊥y``, ``y = softmax(s/τ_b)``: straight-through Gumbel-softmax at
-temperature ``τ_b`` applied to the logits ``θ/τ_f``. A positive rescaling of ``θ + g`` leaves
-its argmax unchanged, so the forward temperature acts by scaling the logits before the
-Gumbels are added. At ``τ_f = 1`` the sample is the categorical of the logits and the
-estimator *is* ``st_gumbel(temperature=τ_b)``: the same noise gives the same sample and the
-same gradient (tested). For ``τ_f ≠ 1`` the emitted distribution is
-``Cat(softmax(θ/τ_f))``, so against ``∇E_{Cat(softmax θ)} f`` the estimate carries the
-change of distribution as bias, on top of ST-Gumbel's own. Biased.
+implemented as ``x + y − ⊥y``. The backward pass depends on ``τ_f`` only through which
+class ``x`` picks. At ``τ_f = τ_b = τ`` this is the paper's single-temperature ST-GS, which
+is ``st_gumbel(temperature=1)`` on the logits ``θ/τ`` (same noise, same sample, ``1/τ`` times
+its gradient) and equals ``st_gumbel(temperature=τ)`` only at ``τ = 1``: torch's form keeps
+the categorical of ``θ`` forward for every ``τ``; the paper's emits ``Cat(softmax(θ/τ_f))``
+(all tested). Against ``∇E_{Cat(softmax θ)} f`` the estimate therefore carries the change of
+distribution (``τ_f ≠ 1``) as bias, on top of straight-through's own. Biased.
 
 Requires: ``f`` differentiable in relaxed ``x``. Spaces: discrete. Noise: uniforms of the
 logits' shape (Gumbel-max sampling).
@@ -41,7 +46,7 @@ __all__ = ["DecoupledST"]
 
 
 class DecoupledST(AbstractGumbelMax):
-    """Hard one-hot from softmax(θ/τ_f) forward, Gumbel-softmax at τ_b backward."""
+    """Hard one-hot of softmax(θ/τ_f + g) forward, softmax(θ/τ_b + g) backward, one ``g``."""
 
     key = "decoupled_st"
 
@@ -52,13 +57,11 @@ class DecoupledST(AbstractGumbelMax):
         self.backward_temperature = positive(self.key, "backward_temperature",
                                              backward_temperature)
 
-    def _scores(self, params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return params / self.forward_temperature + cat.gumbel(noise)
-
     def _sample(self, params, noise, space):
-        return cat.one_hot_argmax(self._scores(params, noise))
+        return cat.one_hot_argmax(params / self.forward_temperature + cat.gumbel(noise))
 
     def _surrogate(self, params: torch.Tensor, f: Cost, noise, space) -> torch.Tensor:
-        scores = self._scores(params, noise)
-        soft = (scores / self.backward_temperature).softmax(dim=-1)
-        return f(cat.one_hot_argmax(scores.detach()) + soft - soft.detach())
+        g = cat.gumbel(noise)
+        hard = cat.one_hot_argmax(params.detach() / self.forward_temperature + g)
+        soft = (params / self.backward_temperature + g).softmax(dim=-1)
+        return f(hard + soft - soft.detach())

@@ -20,10 +20,21 @@ such control variates to leave-one-out REINFORCE (RLOO):
 one inside the baseline (a better estimate of ``E f``) and one on the score directly
 (``y ↦ \tilde h_k(y)(y − p)``). Both ``h_k`` and ``\tilde h_k`` depend on the other samples
 only, so each term has mean zero: unbiased for every ``h``. They are the two outputs of a
-network ``h_φ(ℓ_k(y), \bar f_{−k})`` of the Taylor expansion of ``f`` around the other
-samples, ``\bar f_{−k} = \frac1{K−1}Σ_{j≠k} f(b_j)`` and
-``ℓ_k(y) = \frac1{K−1}Σ_{j≠k} ∇_b f(b_j)^\top (y − b_j)`` (the released code's ``avg``
-variant): neighbours ``b^{(i)}`` are scored by the network, never by ``f``.
+network ``h_φ`` of the first-order Taylor expansion of ``f`` around each other sample,
+averaged over the other samples:
+
+.. math::
+    (h_k, \tilde h_k)(y) = \frac1{K−1}\sum_{j≠k} h_φ\big(ℓ_j(y), f(b_j)\big),\qquad
+    ℓ_j(y) = ∇_b f(b_j)^\top (y − b_j),
+
+so neighbours ``b^{(i)}`` are scored by the network, never by ``f``. The network's *outputs*
+are averaged: this is the released code's ``discrete_stein_output_avg``, the variant its
+authors run for ``K > 2``; at ``K = 2`` (one other sample) it is their
+``discrete_stein_avg``, which averages the *inputs* instead. It costs ``K(K − 1)(n + 1)``
+evaluations of the small network per row, ``f`` still ``K``. After 300 :meth:`learn` steps
+(batches of 64, ``cv_lr`` 1e-2), RODEO's variance over RLOO's at ``K = 3, 4`` is 0.10–0.11
+on a quadratic cost of 3 bits (0.32–0.44 with averaged inputs) and 0.036–0.037 on a
+softplus of 10 bits (0.033–0.035 with averaged inputs).
 
 Learned during use (:meth:`learn`, one Adam step per call, learning rate ``cv_lr``,
 minimising ``mean_b ‖\hat g_b‖²``, as in the released code): ``φ``. Choices where the paper
@@ -88,9 +99,9 @@ class RODEO(ms.AbstractLearnedBinary):
                 "b2": torch.zeros(2, dtype=torch.float64)}
 
     @staticmethod
-    def _h(control: ms.Control, linear: torch.Tensor, mean_cost: torch.Tensor) -> torch.Tensor:
+    def _h(control: ms.Control, linear: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
         """``h_φ`` at inputs of one shape ``(...)``: ``(..., 2)``."""
-        inputs = torch.stack(torch.broadcast_tensors(linear, mean_cost), dim=-1)
+        inputs = torch.stack(torch.broadcast_tensors(linear, cost), dim=-1)
         return torch.tanh(inputs @ control["w1"] + control["b1"]) @ control["w2"] + control["b2"]
 
     def _estimate(self, params: torch.Tensor, f: Cost, noise: torch.Tensor,
@@ -99,13 +110,17 @@ class RODEO(ms.AbstractLearnedBinary):
         n = params.shape[1]
         p = torch.sigmoid(logit(params)).unsqueeze(1)  # B x 1 x n
         b = ms.bernoulli_draws(p[:, 0], noise)  # B x K x n
+        K = b.shape[1]
         fx, slope = ms.values_and_slopes(f, b)
-        slope_loo = ms.leave_one_out(slope)  # B x K x n
-        mean_cost = ms.leave_one_out(fx)  # B x K
-        linear = (slope_loo * b).sum(-1) - ms.leave_one_out((slope * b).sum(-1))  # ℓ_k(b_k)
-        linear_flip = linear.unsqueeze(-1) + slope_loo * (1 - 2 * b)  # ℓ_k(b^{(i)}): B x K x n
-        h = self._h(control, linear, mean_cost)  # B x K x 2
-        h_flip = self._h(control, linear_flip, mean_cost.unsqueeze(-1))  # B x K x n x 2
+        # the other samples j ≠ k of each k: K x (K − 1)
+        others = torch.tensor([[j for j in range(K) if j != k] for k in range(K)],
+                              device=b.device)
+        slope_j, b_j, f_j = slope[:, others], b[:, others], fx[:, others]  # B x K x K−1 (x n)
+        linear = (slope_j * (b.unsqueeze(2) - b_j)).sum(-1)  # ℓ_j(b_k): B x K x K−1
+        # ℓ_j(b_k^{(i)}): B x K x K−1 x n
+        linear_flip = linear.unsqueeze(-1) + slope_j * (1 - 2 * b).unsqueeze(2)
+        h = self._h(control, linear, f_j).mean(2)  # B x K x 2
+        h_flip = self._h(control, linear_flip, f_j.unsqueeze(-1)).mean(2)  # B x K x n x 2
         w = p * (1 - b) + (1 - p) * b  # q_i(flipped value): B x K x n
         stein_f = (w * (h_flip[..., 0] - h[..., :1])).mean(-1)  # (A h_k)(b_k): B x K
         score = b - p  # B x K x n

@@ -19,6 +19,19 @@ Baselines (``baseline``):
   use (``decay`` ``ema_decay``). This is state learned during use: see ``baseline_``,
   :meth:`reset`, and :meth:`frozen` for a copy that stops updating it. The first call has
   no history and uses ``b = 0``.
+- ``"group_mean"`` (Dr. GRPO; Liu et al., 2025, "Understanding R1-Zero-Like Training: A
+  Critical Perspective"): the advantage ``f_s − \\bar f`` with ``\\bar f`` the mean of the
+  row's ``S ≥ 2`` draws *including* ``s``. Since ``f_s − \\bar f = ((S − 1)/S)(f_s −
+  \\bar f_{−s})``, it is RLOO (``"mean"``) scaled by ``(S − 1)/S``, and its expectation is
+  exactly ``((S − 1)/S) ∇E f``: biased by that known factor only (the direction is exact).
+- ``"group_norm"`` (GRPO; Shao et al., 2024, "DeepSeekMath", Sec. 4.1.2): the advantage
+  ``(f_s − \\bar f)/(\\mathrm{std}_s f + ε)`` over the row's ``S ≥ 2`` draws (``std`` with
+  Bessel's correction and ``ε = 10⁻⁴``, as TRL's ``GRPOTrainer`` computes it). The
+  divisor depends on the draws it multiplies, so the estimate is biased, and not by a
+  constant factor: its expectation is in general not parallel to ``∇E f``.
+
+Both group baselines keep each row's draws to themselves (rows independent); neither is
+defined for one draw per row, so they require ``samples ≥ 2``.
 
 With ``S > 1`` the row's estimate is the average over its draws and ``f`` is called on
 ``B·S`` samples. For f = (x − k)², x ~ N(μ, 1), the per-sample variance without baseline
@@ -37,7 +50,9 @@ from gangrad.spaces import Continuous, Discrete
 
 __all__ = ["ScoreFunction"]
 
-BASELINES = ("none", "mean", "ema")
+BASELINES = ("none", "mean", "ema", "group_mean", "group_norm")
+GROUPS = ("group_mean", "group_norm")
+GROUP_NORM_EPS = 1e-4  # added to the group std, as TRL's GRPOTrainer does
 
 
 class ScoreFunction(AbstractEstimator):
@@ -53,6 +68,9 @@ class ScoreFunction(AbstractEstimator):
         self.sigma = positive(self.key, "sigma", sigma)
         self.samples = integer(self.key, "samples", samples, minimum=1)
         self.ema_decay = unit_interval(self.key, "ema_decay", ema_decay)
+        if self.baseline in GROUPS and self.samples < 2:
+            raise ValueError(f"{self.key}: baseline={baseline!r} is over a group of draws per "
+                             f"row and needs samples >= 2, got samples={samples}")
         self.baseline_: torch.Tensor | None = None  # EMA state, learned during use
 
     @property
@@ -92,8 +110,18 @@ class ScoreFunction(AbstractEstimator):
     @property
     def rows_independent(self) -> bool:  # type: ignore[override]
         """False for the batch leave-one-out baseline (``samples=1``) and for the EMA
-        baseline, whose state every call updates."""
-        return self.baseline == "none" or (self.baseline == "mean" and self.samples > 1)
+        baseline, whose state every call updates; the group baselines stay in their row."""
+        return (self.baseline in ("none", *GROUPS)
+                or (self.baseline == "mean" and self.samples > 1))
+
+    def _advantage(self, fx: torch.Tensor) -> torch.Tensor:
+        """The coefficient of each draw's score, ``(B, S)`` from the costs ``(B, S)``."""
+        if self.baseline in GROUPS:
+            centred = fx - fx.mean(1, keepdim=True)
+            if self.baseline == "group_mean":
+                return centred
+            return centred / (fx.std(1, keepdim=True) + GROUP_NORM_EPS)
+        return fx - self._baseline(fx)
 
     def _baseline(self, fx: torch.Tensor) -> torch.Tensor:
         B, S = fx.shape
@@ -147,6 +175,6 @@ class ScoreFunction(AbstractEstimator):
         x = self._draws(params.detach(), noise, space)  # B x S x ...
         with torch.no_grad():
             fx = f(x.reshape(B * S, *x.shape[2:])).reshape(B, S)
-            advantage = fx - self._baseline(fx)
+            advantage = self._advantage(fx)
         log_p = self._log_prob(params, x, space)
         return (fx + advantage * (log_p - log_p.detach())).mean(1)

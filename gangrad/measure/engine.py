@@ -6,6 +6,8 @@ Method
   pair: a fresh initialisation, a given pair, or a checkpoint of a training run
   (:class:`GradientProbe`, the ``on_checkpoint`` callback of :func:`gangrad.train.train`).
   ``f(x)`` is the generator loss through D (non-saturating by default); D is not updated.
+  An estimator that ``needs_logit`` (MaliGAN, BGAN) is also given D as its ``logit``;
+  its bias is measured against the same reference, ``∇ E f``, as every other's.
 * **Common random numbers.** One z batch (``batch_size`` rows) is held fixed across
   replicates, so only the estimator's own noise varies between its ``replicates`` gradient
   estimates of the G parameters. ``fresh_z`` draws a new z batch per replicate instead:
@@ -135,17 +137,18 @@ class _Reference:
 
 def _measure_one(task: AbstractTask, est: AbstractEstimator, G: nn.Module,
                  G_full: nn.Module | None, f, z: torch.Tensor, cfg: GradStatsConfig,
-                 rng: torch.Generator, ref: _Reference) -> list[dict[str, Any]]:
+                 rng: torch.Generator, ref: _Reference, logit=None) -> list[dict[str, Any]]:
     space, R = task.space, cfg.replicates
     G_e, project = _generator_for(est, G, G_full, task, cfg.reparam_log_scale)
     z_one = z if z.dim() == 2 else z[0]
     est = est.measurable(G_e(z_one), f, space=space, generator=rng)
     noise = draw_noise(est, G_e(z_one), R, space, rng)
     if noise is None and z.dim() == 2:
-        one = deterministic_gradient(est, G_e, f, z, space)
+        one = deterministic_gradient(est, G_e, f, z, space, logit=logit)
         grads = {k: v.unsqueeze(0).expand(R, *v.shape) for k, v in one.items()}
     else:
-        grads = replicate_gradients(est, G_e, f, z, noise, space, chunk_size=cfg.chunk_size)
+        grads = replicate_gradients(est, G_e, f, z, noise, space, chunk_size=cfg.chunk_size,
+                                    logit=logit)
     grads = project(grads)
 
     rows = []
@@ -166,7 +169,8 @@ def _measure_one(task: AbstractTask, est: AbstractEstimator, G: nn.Module,
     if cfg.timing:
         def one_estimate():
             G_e.zero_grad(set_to_none=True)
-            est.surrogate(G_e(z_one), f, space=space).mean().backward()
+            est.surrogate(G_e(z_one), f, space=space,
+                          **estimators_mod.logit_kwargs(est, logit)).mean().backward()
 
         c = measure_cost(one_estimate, z.device, repeats=cfg.timing_repeats)
         G_e.zero_grad(set_to_none=True)
@@ -228,7 +232,7 @@ def gradient_stats(task: AbstractTask | str, estimators: Iterable[EstimatorSpec]
     for est in ests:
         say(f"step {step}: {est.label}")
         for row in _measure_one(task, est, G, G_full, f, z, cfg, rng,
-                                _Reference(ref, ref_se, paired, ref_name)):
+                                _Reference(ref, ref_se, paired, ref_name), logit=D):
             rows.append({"task": task.name, "step": step, "estimator": est.label,
                          "key": est.key, **row, "replicates": R, "batch_size": B,
                          "fresh_z": cfg.fresh_z, "seed": cfg.seed, "device": dev.type})

@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from gangrad import estimators, exact
-from gangrad.estimators import AbstractEstimator
+from gangrad.estimators import AbstractEstimator, logit_kwargs
 from gangrad.spaces import Continuous
 from gangrad.tasks import AbstractTask
 
@@ -46,16 +46,20 @@ def draw_noise(est: AbstractEstimator, params: torch.Tensor, replicates: int, sp
 
 def replicate_gradients(est: AbstractEstimator, G: nn.Module, f, z: torch.Tensor,
                         noise: torch.Tensor | None, space, *,
-                        chunk_size: int | None = None) -> Grads:
+                        chunk_size: int | None = None, logit=None) -> Grads:
     """Gradients of G's parameters, one per replicate: ``{name: (R, *shape)}``.
 
     ``z`` is ``(B, latent)`` (shared) or ``(R, B, latent)`` (one batch per replicate);
     ``noise`` is ``(R, B, ...)`` from :func:`draw_noise` (None for deterministic estimators).
+    ``logit`` (D's logit, a callable ``x -> (N,)``) goes to an estimator that
+    ``needs_logit`` and is required by it.
     """
     params = {k: v.detach() for k, v in G.named_parameters()}
+    extra = logit_kwargs(est, logit)
 
     def loss(p, z_r, noise_r):
-        return est.surrogate(functional_call(G, p, (z_r,)), f, noise=noise_r, space=space).mean()
+        return est.surrogate(functional_call(G, p, (z_r,)), f, noise=noise_r, space=space,
+                             **extra).mean()
 
     fresh = z.dim() == 3
     if noise is None and not fresh:
@@ -68,7 +72,7 @@ def replicate_gradients(est: AbstractEstimator, G: nn.Module, f, z: torch.Tensor
 
 
 def loop_gradients(est: AbstractEstimator, G: nn.Module, f, z: torch.Tensor,
-                   noise: torch.Tensor | None, space) -> Grads:
+                   noise: torch.Tensor | None, space, *, logit=None) -> Grads:
     """The same as :func:`replicate_gradients`, one replicate at a time (the cross-check)."""
     names = [k for k, _ in G.named_parameters()]
     R = noise.shape[0] if noise is not None else z.shape[0]
@@ -76,7 +80,7 @@ def loop_gradients(est: AbstractEstimator, G: nn.Module, f, z: torch.Tensor,
     for r in range(R):
         z_r = z[r] if z.dim() == 3 else z
         n_r = None if noise is None else noise[r]
-        s = est.surrogate(G(z_r), f, noise=n_r, space=space).mean()
+        s = est.surrogate(G(z_r), f, noise=n_r, space=space, **logit_kwargs(est, logit)).mean()
         for k, g in zip(names, torch.autograd.grad(s, list(G.parameters())), strict=True):
             out[k].append(g)
     return {k: torch.stack(v) for k, v in out.items()}
@@ -88,9 +92,10 @@ def _autograd(G: nn.Module, value: torch.Tensor) -> Grads:
 
 
 def deterministic_gradient(est: AbstractEstimator, G: nn.Module, f, z: torch.Tensor,
-                           space) -> Grads:
+                           space, *, logit=None) -> Grads:
     """The one gradient of an estimator without noise, on a fixed z batch."""
-    return _autograd(G, est.surrogate(G(z), f, space=space).mean())
+    return _autograd(G, est.surrogate(G(z), f, space=space,
+                                      **logit_kwargs(est, logit)).mean())
 
 
 def reference_gradient(task: AbstractTask, G: nn.Module, f, z: torch.Tensor, *,
