@@ -46,6 +46,21 @@ def headline(rows: list[dict]) -> list[str]:
                    f"steps: batched {r['batched_s']:.1f} s vs sequential "
                    f"{r['sequential_s']:.1f} s, {same} | **{r['speedup']:.2f}×** | "
                    f"≥ {r['target']} |")
+    for r in _find(rows, "test_pacgan_seeds_speedup"):
+        same = "identical histories" if r["same_histories"] else "histories differ"
+        out.append(f"| vectorized seeds through batch norm ({r['device']}) | PacGAN "
+                   f"protocol, grid25, pack {r['pack']}, {r['packs_per_batch']} packs, "
+                   f"S={r['S']}, {r['steps']} steps: batched {r['batched_s']:.1f} s vs "
+                   f"sequential {r['sequential_s']:.1f} s "
+                   f"({r['ms_per_seed_step_batched']:.1f} vs "
+                   f"{r['ms_per_seed_step_sequential']:.1f} ms per seed-step), {same} | "
+                   f"**{r['speedup']:.2f}×** | ≥ {r['target']} |")
+    for r in _find(rows, "test_pacgan_full_protocol_projection"):
+        out.append(f"| PacGAN full protocol ({r['device']}) | {r['configurations']} "
+                   f"configurations × {r['seeds']} batched seeds in {r['workers']} processes, "
+                   f"{r['steps']:,} steps: slowest {r['ms_per_step_slowest']:.1f} ms per step, "
+                   f"projected to 400,000 steps | **{r['projected_full_h']:.2f} h** | "
+                   f"≤ {r['target_h']:g} h |")
     for r in _find(rows, "test_suite_wall_time"):
         counts = dict((k, v) for v, k in re.findall(r"(\d+) (ok|failed|cells)",
                                                     r["summary"].replace("of ", "")))

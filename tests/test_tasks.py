@@ -156,6 +156,7 @@ def test_render(task, tmp_path):
     ("categorical", {"classes": 1}, "classes"),
     ("digits", {"latent_dim": 0}, "latent_dim"),
     ("binary_digits", {"latent_dim": True}, "latent_dim"),
+    ("binary_digits", {"hidden": 0}, "hidden"),
     ("oracle_seq", {"vocab": 1}, "vocab"),
     ("oracle_seq", {"length": 0}, "length"),
     ("oracle_seq", {"hidden": 0}, "hidden"),
@@ -165,6 +166,13 @@ def test_render(task, tmp_path):
 def test_bad_hyperparameters(key, hyper, name):
     with pytest.raises(ValueError, match=name):
         tasks.create(key, **hyper)
+
+
+def test_digits_width_sizes_both_nets():
+    task = tasks.create("binary_digits", hidden=64)
+    widths = {m.out_features for net in (task.make_generator((64, 2)), task.make_discriminator())
+              for m in net.modules() if isinstance(m, torch.nn.Linear)}
+    assert 64 in widths and 256 not in widths
 
 
 # --- gaussian1d -----------------------------------------------------------------------------

@@ -25,6 +25,8 @@ CASES = [  # (task, task params, estimator, hyper-parameters, steps)
     ("binary_digits", {}, "disarm", {}, 8),
     ("digits", {}, "pathwise", {}, 8),
     ("oracle_seq", {}, "straight_through", {}, 4),
+    ("grid25", {"arch": "pacgan", "pack": 2, "batch_norm": "pacgan"}, "pathwise", {}, 4),
+    ("ring8", {"arch": "pacgan"}, "smoothing", {"sigma": 0.05}, 4),
 ]
 
 
@@ -97,15 +99,47 @@ def test_stateful_estimators_batch_with_a_copy_per_seed(task, key, hyper):
     assert repr(vars(est)) == repr(before)
 
 
-def test_networks_with_batch_norm_train_seed_by_seed(monkeypatch):
-    t = tasks.create("ring8")
+def test_batch_norm_with_running_statistics_batches_through_vmap(monkeypatch):
+    """A D with torch's BatchNorm1d (running statistics, no grouped form) batches through
+    vmap with stacked buffers: after one step each seed's losses and running statistics
+    are its lone run's to float32 rounding (rtol 1e-5). One step, because Adam's update
+    is about ±lr per coordinate whatever the gradient's size, so rounding noise in a
+    near-zero gradient can flip an update and later steps differ by up to 2·lr."""
+    t = tasks.create("ring8", hidden=16)
     real = t.make_discriminator
 
     def with_batch_norm():
         return torch.nn.Sequential(torch.nn.BatchNorm1d(2), real())
 
     monkeypatch.setattr(t, "make_discriminator", with_batch_norm)
-    assert "batch norm" in seed_batching(t, estimators.create("pathwise"))
+    assert seed_batching(t, estimators.create("pathwise")) is None
+    stats: dict[tuple[int, str], torch.Tensor] = {}
+
+    def keep(seed, state, tag):
+        stats[seed, tag] = torch.cat([state.D[0].running_mean, state.D[0].running_var])
+
+    kwargs = {"steps": 1, "eval_every": 1, "eval_samples": 200, "device": "cpu",
+              "checkpoint_steps": [1]}
+    batched = train_seeds(t, "pathwise", [1, 2], batched=True,
+                          on_checkpoint=lambda seed, step, st: keep(seed, st, "batch"),
+                          **kwargs)
+    for seed, history in zip([1, 2], batched, strict=True):
+        alone = train(t, "pathwise", seed=seed, **kwargs,
+                      on_checkpoint=lambda step, st, seed=seed: keep(seed, st, "alone"))
+        cols = [c for c in alone.columns if c != "elapsed_s"]
+        assert np.allclose(history[cols].to_numpy(), alone[cols].to_numpy(), rtol=1e-5,
+                           atol=1e-7, equal_nan=True)
+        assert torch.allclose(stats[seed, "batch"], stats[seed, "alone"], rtol=1e-5,
+                              atol=1e-7)
+        assert not torch.equal(stats[seed, "alone"][:2], torch.zeros(2))  # it did move
+
+
+def test_networks_with_dropout_train_seed_by_seed(monkeypatch):
+    t = tasks.create("ring8")
+    real = t.make_discriminator
+    monkeypatch.setattr(t, "make_discriminator",
+                        lambda: torch.nn.Sequential(torch.nn.Dropout(0.1), real()))
+    assert "dropout" in seed_batching(t, estimators.create("pathwise"))
     with pytest.raises(ValueError, match="cannot batch"):
         train_seeds(t, "pathwise", [1, 2], steps=2, device="cpu", batched=True)
 

@@ -1,5 +1,6 @@
 """Per-sample gradient estimates of one scalar parameter, and their mean and variance with
-95% intervals: the measurement shared by the estimator-variance reproductions.
+95% intervals and standard errors: the measurement shared by the estimator-variance
+reproductions.
 
 Every row of ``params`` holds the same value, so the rows' gradients are independent
 estimates from one estimator; the per-sample variance is their variance. The mean's
@@ -46,15 +47,27 @@ def per_sample_gradients(est: AbstractEstimator, row: torch.Tensor,
 
 
 def gradient_summary(g: np.ndarray, exact: float) -> dict[str, float]:
-    """Mean and per-sample variance of estimates ``g (n,)``, each with its 95% interval."""
+    """Mean and per-sample variance of estimates ``g (n,)``, each with its 95% interval,
+    standard error and degrees of freedom: the mean's ``s/√n`` with ``n − 1``; the
+    variance's ``√((m₄ − s⁴)/n)`` (``m₄`` the fourth central moment) with Satterthwaite's
+    ``2s⁴/se²``. A deterministic estimate has standard errors 0."""
     mean, mean_lo, mean_hi = mean_ci(g)
+    n = len(g)
+    mean_se = float(g.std(ddof=1) / np.sqrt(n))
     if np.ptp(g) == 0:  # a deterministic estimate: variance 0, the mean exact to rounding
-        variance = variance_lo = variance_hi = 0.0
+        variance = variance_lo = variance_hi = variance_se = 0.0
         mean_lo, mean_hi = mean - ROUNDING * abs(mean), mean + ROUNDING * abs(mean)
+        variance_dof, mean_se = np.inf, 0.0
     else:
         stats = group_stats(torch.from_numpy(g).reshape(-1, 1),
                             torch.tensor([exact], dtype=torch.float64))
         variance, variance_lo, variance_hi = (stats["variance"], stats["variance_lo"],
                                               stats["variance_hi"])
-    return {"n": len(g), "mean": mean, "mean_lo": mean_lo, "mean_hi": mean_hi,
-            "variance": variance, "variance_lo": variance_lo, "variance_hi": variance_hi}
+        centred = g - g.mean()
+        m4, s2 = float(np.mean(centred**4)), float(np.mean(centred**2))
+        variance_se = float(np.sqrt(max(m4 - s2 * s2, 0.0) / n))
+        variance_dof = 2 * variance**2 / variance_se**2 if variance_se > 0 else np.inf
+    return {"n": n, "mean": mean, "mean_lo": mean_lo, "mean_hi": mean_hi,
+            "mean_se": mean_se, "mean_dof": n - 1,
+            "variance": variance, "variance_lo": variance_lo, "variance_hi": variance_hi,
+            "variance_se": variance_se, "variance_dof": variance_dof}

@@ -28,7 +28,9 @@ with ReLU, discriminator MLP ``2·pack → hidden×depth → 1`` with LeakyReLU(
 ``hidden=128, depth=3``, small so that a run takes seconds on a laptop CPU; ``"pacgan"``,
 PacGAN's 4×400 ReLU + batch-norm generator and 3×200 maxout (5 pieces) discriminator with
 weights ``N(0, 0.02²)`` (:mod:`gangrad.tasks._pacgan`; ``hidden`` and ``depth`` size the
-MLPs only).
+MLPs only). ``batch_norm`` picks that generator's batch norm: ``"batch"`` (the default,
+batch statistics in training and evaluation, no state) or ``"pacgan"`` (PacGAN's code:
+each pack slot's own statistics in training, running averages at evaluation).
 
 Packing (``pack = m``): the discriminator judges packs of ``m`` real or ``m`` generated
 samples (PacGAN); every estimator trains packed, because the packs are formed inside D
@@ -37,8 +39,10 @@ routed through ``b``'s own slot only (:mod:`gangrad.tasks._pacgan` states the ma
 batch must be a multiple of ``m``.
 
 Data (``dataset_size``): ``None`` draws fresh samples from the mixture at every call; ``N``
-draws a fixed data set of ``N`` points once (from ``dataset_seed``) and samples minibatches
-from it uniformly with replacement, as PacGAN trained on 100,000 points.
+draws a fixed data set of ``N`` points once (from ``dataset_seed``; :attr:`dataset`), from
+which :meth:`sample_real` draws minibatches uniformly with replacement. PacGAN trained on
+100,000 points in shuffled epochs instead: that is the training option
+``data_order="epochs"`` (:class:`gangrad.train.TrainConfig`), which reads :attr:`dataset`.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from gangrad.tasks import _plots
 from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import MLPDiscriminator, leaky_relu, mlp, mlp_generator
 from gangrad.tasks._pacgan import (
+    BATCH_NORMS,
     PackedDiscriminator,
     pacgan_discriminator,
     pacgan_generator,
@@ -104,13 +109,15 @@ class AbstractMixture2D(AbstractTask):
     hidden: int
     depth: int
     arch: str
+    batch_norm: str
     pack: int
     dataset_size: int | None
     dataset_seed: int
     _dataset: torch.Tensor | None = None
 
     def _configure(self, latent_dim: int, hidden: int, depth: int, arch: str, pack: int,
-                   dataset_size: int | None, dataset_seed: int) -> None:
+                   dataset_size: int | None, dataset_seed: int,
+                   batch_norm: str = "batch") -> None:
         """Check and store the network and data options shared by the mixtures."""
         owner = type(self).__name__
         _validate.integer(owner, "latent_dim", latent_dim, 1)
@@ -121,6 +128,10 @@ class AbstractMixture2D(AbstractTask):
         if dataset_size is not None:
             _validate.integer(owner, "dataset_size", dataset_size, 1)
         _validate.integer(owner, "dataset_seed", dataset_seed, 0)
+        _validate.choice(owner, "batch_norm", batch_norm, BATCH_NORMS)
+        if batch_norm != "batch" and arch != "pacgan":
+            raise ValueError(f"{owner}: batch_norm={batch_norm!r} is an option of the "
+                             f"'pacgan' arch (the 'mlp' arch has no batch norm)")
         if arch == "pacgan" and (hidden, depth) != (HIDDEN, DEPTH):
             raise ValueError(f"{owner}: hidden and depth size the 'mlp' arch; the 'pacgan' "
                              f"arch has PacGAN's fixed sizes (got hidden={hidden}, "
@@ -128,7 +139,7 @@ class AbstractMixture2D(AbstractTask):
         self.space = Continuous(2)
         self.latent_dim = latent_dim
         self.hidden, self.depth = hidden, depth
-        self.arch, self.pack = arch, pack
+        self.arch, self.pack, self.batch_norm = arch, pack, batch_norm
         self.dataset_size, self.dataset_seed = dataset_size, dataset_seed
 
     def _draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -153,7 +164,8 @@ class AbstractMixture2D(AbstractTask):
 
     def make_generator(self, param_shape: tuple[int, ...]) -> nn.Module:
         if self.arch == "pacgan":
-            return pacgan_generator(self.latent_dim, param_shape)
+            return pacgan_generator(self.latent_dim, param_shape, self.batch_norm,
+                                    slots=self.pack)
         return mlp_generator(self.latent_dim, self.hidden, self.depth, param_shape, nn.ReLU)
 
     def make_discriminator(self) -> nn.Module:

@@ -12,12 +12,19 @@ networks", §5.1 and the released code, github.com/fjxmlzn/PacGAN,
 - initialisation: every weight ``N(0, 0.02²)``, every bias 0, batch norm's scale 1 and
   shift 0 (ε = 1e-4, as Blocks' batch norm there).
 
-Batch norm here always normalises with the statistics of the batch it is given, in training
-and in evaluation, and keeps no running averages (``track_running_stats=False``): the
-generator has no state besides its parameters, so ``torch.func`` transforms (the gradient
-measurements) apply to it, and an evaluation on 2,500 latents normalises with those 2,500.
-PacGAN's code evaluated with running averages of the training batches' statistics
-(momentum 0.05), which estimate the same population statistics with a lag.
+Batch norm (``batch_norm``, a task option). ``"batch"`` (the default): ``BatchNorm1d``
+normalising with the statistics of the batch it is given, in training and in evaluation,
+with no running averages (``track_running_stats=False``): the generator has no state
+besides its parameters, and an evaluation on 2,500 latents normalises with those 2,500.
+``"pacgan"``: :class:`BlocksBatchNorm`, batch norm as PacGAN's code computes it with Blocks
+(``blocks.bricks.bn.BatchNormalization`` and ``get_batch_normalization_updates`` in
+``pacgan_task.py``): in training, each of the ``pack`` slots of a batch is normalised with
+its own statistics (the code runs G once per slot, on 100 latents each); running averages
+of the mean and of the standard deviation ``√(var + ε)``, over the slots, with weight 0.05
+for the new batch (``m·0.05 + p·0.95``), start at 0 and 1; evaluation normalises with
+them. Either way the generator stays a function of its parameters (and buffers) that
+``torch.func`` transforms apply to: a forward inside a transform never updates the
+running averages.
 
 A maxout unit (Goodfellow et al., 2013, "Maxout networks") is the largest of its ``k``
 affine pieces, :math:`h_u(x) = \max_{j<k} (W x + b)_{uk + j}`.
@@ -60,7 +67,9 @@ from torch import nn
 from gangrad.tasks._nets import Generator
 
 __all__ = [
+    "BATCH_NORMS",
     "INIT_STD",
+    "BlocksBatchNorm",
     "Maxout",
     "PackedDiscriminator",
     "pacgan_discriminator",
@@ -72,6 +81,74 @@ INIT_STD = 0.02
 G_HIDDEN, G_DEPTH = 400, 4
 D_HIDDEN, D_DEPTH, D_PIECES = 200, 3, 5
 BN_EPS = 1e-4
+BN_MOMENTUM = 0.05  # Blocks' population update in PacGAN's code: m·0.05 + p·0.95
+#: the generator's batch norm: batch statistics always, or PacGAN's (module doc)
+BATCH_NORMS = ("batch", "pacgan")
+
+
+class BlocksBatchNorm(nn.Module):
+    """Batch norm over ``(N, C)`` as PacGAN's Blocks code computes it (module doc).
+
+    Training mode: rows ``[kN/slots, (k+1)N/slots)`` form slot ``k``, normalised with its
+    own mean ``μ_k`` and ``σ_k = √(var_k + ε)`` (``var`` without Bessel's correction),
+    then scaled by ``weight`` and shifted by ``bias``; the running ``running_mean`` and
+    ``running_std`` move to ``(1 − momentum)·p + momentum·mean_k(stat_k)`` at every
+    training-mode forward outside ``torch.func`` transforms. Evaluation mode normalises
+    with the running values. ``ValueError`` for a training batch not divisible into the
+    slots.
+    """
+
+    def __init__(self, num_features: int, slots: int = 1, eps: float = BN_EPS,
+                 momentum: float = BN_MOMENTUM) -> None:
+        super().__init__()
+        self.num_features, self.slots, self.eps, self.momentum = (num_features, slots, eps,
+                                                                  momentum)
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_std", torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._normalise(x.unsqueeze(0), self.weight[None], self.bias[None],
+                               self.running_mean[None], self.running_std[None])[0]
+
+    def stacked_forward(self, x: torch.Tensor, stack) -> torch.Tensor:
+        """:meth:`forward` for ``(S, N, C)``, each seed with its own statistics and running
+        buffers (``(S, C)``, updated in place; see :mod:`gangrad.train.stacked`)."""
+        return self._normalise(x, stack.param("weight"), stack.param("bias"),
+                               stack.param("running_mean"), stack.param("running_std"))
+
+    def _normalise(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                   running_mean: torch.Tensor, running_std: torch.Tensor) -> torch.Tensor:
+        """``x (S, N, C)``, the rest ``(S, C)``: one code path for one seed and many, so
+        that each seed's numbers are the same either way."""
+        if not self.training:
+            return (x - running_mean[:, None]) / running_std[:, None] * weight[:, None] + \
+                bias[:, None]
+        n = x.shape[1]
+        if n % self.slots:
+            raise ValueError(f"BlocksBatchNorm: a batch of {n} rows cannot be split into "
+                             f"slots={self.slots} equal slots")
+        blocks = x.unflatten(1, (self.slots, n // self.slots))  # S x slots x N/slots x C
+        mean = blocks.mean(2, keepdim=True)
+        std = ((blocks - mean).square().mean(2, keepdim=True) + self.eps).sqrt()
+        if not _transformed(x):
+            with torch.no_grad():
+                keep = 1 - self.momentum
+                running_mean.mul_(keep).add_(self.momentum * mean.mean(1)[:, 0])
+                running_std.mul_(keep).add_(self.momentum * std.mean(1)[:, 0])
+        out = (blocks - mean) / std * weight[:, None, None] + bias[:, None, None]
+        return out.flatten(1, 2)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, slots={self.slots}, eps={self.eps}, "
+                f"momentum={self.momentum}")
+
+
+def _transformed(x: torch.Tensor) -> bool:
+    """Whether ``x`` is inside a ``torch.func`` transform (vmap, grad), where an in-place
+    update of a buffer would be refused or leak a transformed value."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 class Maxout(nn.Module):
@@ -142,13 +219,19 @@ def _init(module: nn.Module) -> nn.Module:
     return module
 
 
-def pacgan_generator(latent_dim: int, param_shape: Sequence[int]) -> Generator:
-    """PacGAN's generator: 4 × (``Linear`` 400 → batch norm → ReLU), then a linear head."""
+def pacgan_generator(latent_dim: int, param_shape: Sequence[int], batch_norm: str = "batch",
+                     slots: int = 1) -> Generator:
+    """PacGAN's generator: 4 × (``Linear`` 400 → batch norm → ReLU), then a linear head;
+    ``batch_norm`` (:data:`BATCH_NORMS`) as in the module doc, ``slots`` the packs' slots."""
+    if batch_norm not in BATCH_NORMS:
+        raise ValueError(f"batch_norm must be one of {', '.join(BATCH_NORMS)}, got "
+                         f"{batch_norm!r}")
     layers: list[nn.Module] = []
     width = latent_dim
     for _ in range(G_DEPTH):
-        layers += [nn.Linear(width, G_HIDDEN, bias=False),
-                   nn.BatchNorm1d(G_HIDDEN, eps=BN_EPS, track_running_stats=False), nn.ReLU()]
+        norm = (BlocksBatchNorm(G_HIDDEN, slots=slots) if batch_norm == "pacgan" else
+                nn.BatchNorm1d(G_HIDDEN, eps=BN_EPS, track_running_stats=False))
+        layers += [nn.Linear(width, G_HIDDEN, bias=False), norm, nn.ReLU()]
         width = G_HIDDEN
     return _init(Generator(nn.Sequential(*layers), G_HIDDEN, param_shape))
 

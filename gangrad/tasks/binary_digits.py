@@ -14,9 +14,12 @@ pathwise generator emits), the probability that the pixel is on.
 
 Defaults: ``z ~ N(0, I_16)``; generator MLP 16 → 2×256 ReLU → head (logits ``(64, 2)``
 for discrete estimators); discriminator MLP 128 → 2×256 LeakyReLU(0.2) → 1 on the flattened
-(soft) one-hot vectors. Training: batch 64, Adam learning rates 1e-3 for G and D, 5000
-steps, one D step per G step (straight-through Gumbel-softmax at temperature 1 reaches
-``fd`` ≈ 3 on 1,000 samples, from ≈ 33 at initialisation).
+(soft) one-hot vectors; ``hidden`` sets both nets' width (256 by default). Training: batch
+64, Adam learning rates 1e-3 for G and D, 5000 steps, one D step per G step
+(straight-through Gumbel-softmax at temperature 1 reaches ``fd`` ≈ 3 on 1,000 samples, from
+≈ 33 at initialisation). With ``hidden=64`` and learning rates 1e-2, straight-through
+reaches its plateau (``fd`` ≈ 7-9) after about 1,400 steps, at about a third of the
+CPU-seconds per step, 27 against 65 ms for 8 batched seeds (the quick suite's setting).
 """
 
 from __future__ import annotations

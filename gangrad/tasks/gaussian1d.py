@@ -17,6 +17,15 @@ quadratic, the form of the log density ratio ``log p_data(x)/p_G(x)`` of two Gau
 D can represent the optimal discriminator and penalise a wrong scale; the generator then
 has a gradient towards ``|w| = scale``.
 
+With ``features="mlp"`` D is a LeakyReLU(0.2) MLP on ``x`` (``depth`` hidden layers of
+width ``hidden``): it sees the whole shape of the law, tails included, not only its first
+two moments. With ``generator="mlp"`` G is a LeakyReLU(0.2) MLP of the same size, so it
+can reshape its input's law (a uniform z into a Gaussian, say); the default linear G can
+only shift and scale it. (With a one-dimensional z a ReLU G has ranges of z where every
+unit is off: there it is flat, its output's tail is cut and no gradient reaches it; the
+leaky slope keeps every range alive.) ``hidden`` and ``depth`` size the MLPs only;
+``latent_dim`` is the dimension of z (1 by default; the exact reference below needs 1).
+
 Exact reference (quadrature). For a cost ``f`` the expected generator loss is a 1-D integral,
 
 .. math:: L(w, b) = E_{z,ε \\sim N(0,1)}[f(w z + b + σ ε)]
@@ -56,12 +65,15 @@ from gangrad.exact import gauss_hermite
 from gangrad.spaces import Continuous
 from gangrad.tasks import _plots
 from gangrad.tasks._base import AbstractTask, Metric, check_samples
-from gangrad.tasks._nets import Generator
+from gangrad.tasks._nets import Generator, MLPDiscriminator, leaky_relu, mlp_generator
 
-__all__ = ["FEATURES", "Gaussian1D", "wasserstein1_normal"]
+__all__ = ["FEATURES", "GENERATORS", "Gaussian1D", "wasserstein1_normal"]
 
-#: what the logistic D sees of ``x``, and how many features that is
-FEATURES = {"linear": 1, "quadratic": 2}
+#: what the logistic D sees of ``x``, and how many features that is (``"mlp"``: an MLP
+#: on ``x``, no fixed features)
+FEATURES = {"linear": 1, "quadratic": 2, "mlp": 1}
+#: the generator's body: linear (``w·z + b``) or a ReLU MLP
+GENERATORS = ("linear", "mlp")
 
 
 def wasserstein1_normal(x: np.ndarray, loc: float, scale: float) -> float:
@@ -115,25 +127,38 @@ class Gaussian1D(AbstractTask):
     training_defaults = {"batch_size": 64, "lr_g": 1e-2, "lr_d": 1e-2, "steps": 2000,
                          "d_steps": 1}
 
-    def __init__(self, loc: float = 4.0, scale: float = 1.25, features: str = "linear") -> None:
+    def __init__(self, loc: float = 4.0, scale: float = 1.25, features: str = "linear",
+                 generator: str = "linear", hidden: int = 32, depth: int = 2,
+                 latent_dim: int = 1) -> None:
         owner = type(self).__name__
         if isinstance(loc, bool) or not isinstance(loc, numbers.Real) or not math.isfinite(loc):
             raise ValueError(f"{owner}: loc must be a number in (-inf, inf), got {loc!r}")
         _validate.positive(owner, "scale", scale)
         _validate.choice(owner, "features", features, FEATURES)
+        _validate.choice(owner, "generator", generator, GENERATORS)
+        _validate.integer(owner, "hidden", hidden, 1)
+        _validate.integer(owner, "depth", depth, 1)
+        _validate.integer(owner, "latent_dim", latent_dim, 1)
         self.loc = loc
         self.scale = scale
         self.features = features
+        self.generator = generator
+        self.hidden, self.depth = hidden, depth
         self.space = Continuous(1)
-        self.latent_dim = 1
+        self.latent_dim = latent_dim
 
     def sample_real(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.loc + self.scale * torch.randn(n, 1, generator=generator)
 
     def make_generator(self, param_shape: tuple[int, ...]) -> nn.Module:
-        return Generator(nn.Identity(), 1, param_shape)
+        if self.generator == "mlp":
+            return mlp_generator(self.latent_dim, self.hidden, self.depth, param_shape,
+                                 leaky_relu)
+        return Generator(nn.Identity(), self.latent_dim, param_shape)
 
     def make_discriminator(self) -> nn.Module:
+        if self.features == "mlp":
+            return MLPDiscriminator(self.space.shape, self.hidden, self.depth, leaky_relu)
         return _Logistic(self.features)
 
     def evaluate(self, x: torch.Tensor) -> dict[str, float]:
@@ -153,6 +178,9 @@ class Gaussian1D(AbstractTask):
         ``(N,)`` and is called on float64 inputs (give it a float64 copy of a network,
         e.g. ``copy.deepcopy(D).double()``). ``sigma >= 0`` is the smoothing noise scale.
         """
+        if self.latent_dim != 1:
+            raise ValueError(f"expected_loss integrates over a one-dimensional z; this task has "
+                             f"latent_dim={self.latent_dim}")
         if getattr(G, "param_shape", None) != (1,):
             raise ValueError("expected_loss needs a generator made with param_shape=(1,), got "
                              f"param_shape={getattr(G, 'param_shape', None)!r}")

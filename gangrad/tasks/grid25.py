@@ -13,7 +13,8 @@ as PacGAN and VEEGAN report them on 2,500 samples.
 Defaults: ``z ~ N(0, I_2)``; generator MLP 2 → 3×128 ReLU → head; discriminator MLP
 2 → 3×128 LeakyReLU(0.2) → 1. PacGAN's networks, packing and fixed data set are options:
 ``tasks.create("grid25", arch="pacgan", pack=2, dataset_size=100_000)`` holds PacGAN2's
-networks and data (:mod:`gangrad.tasks._mixture`; its training settings:
+networks and data (``batch_norm="pacgan"``: its code's batch norm;
+:mod:`gangrad.tasks._mixture`; its training settings:
 :mod:`gangrad.reproductions.pacgan_table1`).
 Training: batch 256, Adam learning rates 1e-3 for G and D, 10000 steps, one D step per G
 step; with plain backprop, Adam betas (0.5, 0.999) and the non-saturating loss, three seeds
@@ -41,9 +42,11 @@ class Grid25(AbstractMixture2D):
 
     def __init__(self, std: float = 0.05, latent_dim: int = 2, hidden: int = HIDDEN,
                  depth: int = DEPTH, arch: str = "mlp", pack: int = 1,
-                 dataset_size: int | None = None, dataset_seed: int = 0) -> None:
+                 dataset_size: int | None = None, dataset_seed: int = 0,
+                 batch_norm: str = "batch") -> None:
         _validate.positive(type(self).__name__, "std", std)
-        self._configure(latent_dim, hidden, depth, arch, pack, dataset_size, dataset_seed)
+        self._configure(latent_dim, hidden, depth, arch, pack, dataset_size, dataset_seed,
+                        batch_norm)
         self.std = std
         axis = torch.arange(-4.0, 5.0, 2.0)
         self.centres = torch.cartesian_prod(axis, axis)  # 25 x 2

@@ -24,6 +24,20 @@ and, in a suite, ``params = {vocab = 5000, train_size = 10000}`` with
 ``[train] eval_samples = 10000``. The defaults (``vocab=100``, fresh samples) keep one-hot
 tensors small.
 
+SeqGAN's own oracle. The oracle drawn here is another instance of the same law: its entropy
+rate is 6.04 nats per token at SeqGAN's scale, against 5.76 for the oracle SeqGAN released
+(``save/target_params_py3.pkl`` of github.com/LantaoYu/SeqGAN), and NLL-oracle depends on
+the instance. That file carries no licence to redistribute, so gangrad does not ship it; a
+user who has it passes its path as ``oracle_file``::
+
+    tasks.create("oracle_seq", vocab=5000, hidden=32, train_size=10000,
+                 oracle_file="target_params_py3.pkl")
+
+It is read by a numpy-only unpickler and mapped exactly onto :class:`OracleLSTM`
+(:mod:`gangrad.tasks._seqgan_oracle` gives the equations and the array order); ``vocab``,
+``hidden`` and ``embed`` must match the file, and ``oracle_seed`` then seeds only the
+training and held-out sets.
+
 Generator: MLP ``z (32) → 2×256 ReLU`` and a linear head to ``prod(param_shape)``, e.g.
 logits ``(length, vocab)``. It is *not* autoregressive: the symbols are independent given
 ``z``, ``p_G(x | z) = Π_t softmax(G(z)_t)[x_t]``, and all dependence between positions comes
@@ -64,18 +78,19 @@ from torch import nn
 
 from gangrad import _validate
 from gangrad.spaces import Discrete
-from gangrad.tasks import _plots
+from gangrad.tasks import _plots, _seqgan_oracle
 from gangrad.tasks._base import AbstractTask, Metric, check_samples
 from gangrad.tasks._nets import leaky_relu, mlp_generator
 
-__all__ = ["OracleLSTM", "OracleSeq", "SeqGenerator", "inverse_cdf"]
+__all__ = ["OracleLSTM", "OracleSeq", "SeqGenerator", "inverse_cdf", "inverse_cdf_at"]
 
 TEST_SIZE = 1000
 
 
 class OracleLSTM:
     """A fixed LSTM language model, weights ``~ N(0, 1)`` from ``torch.Generator(seed)``;
-    token embeddings of width ``embed`` (default ``hidden``)."""
+    token embeddings of width ``embed`` (default ``hidden``). :meth:`from_seqgan` loads
+    SeqGAN's released oracle instead."""
 
     def __init__(self, vocab: int, hidden: int, seed: int, embed: int | None = None) -> None:
         g = torch.Generator().manual_seed(seed)
@@ -87,6 +102,18 @@ class OracleLSTM:
         self.bias = torch.randn(4 * hidden, generator=g)
         self.w_out = torch.randn(vocab, hidden, generator=g)
         self.b_out = torch.randn(vocab, generator=g)
+
+    @classmethod
+    def from_seqgan(cls, path: str | Path) -> OracleLSTM:
+        """SeqGAN's released oracle (``save/target_params_py3.pkl`` of
+        github.com/LantaoYu/SeqGAN), read with a numpy-only unpickler and mapped exactly
+        onto this LSTM (:mod:`gangrad.tasks._seqgan_oracle`)."""
+        weights = _seqgan_oracle.oracle_weights(_seqgan_oracle.load_arrays(path))
+        oracle = cls.__new__(cls)
+        oracle.vocab, oracle.hidden = weights["w_out"].shape
+        for name, value in weights.items():
+            setattr(oracle, name, value)
+        return oracle
 
     def _step(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """One LSTM step from the previous ``token (n,)``: new ``h, c`` and log-probs ``(n, V)``."""
@@ -130,9 +157,15 @@ class OracleLSTM:
 def inverse_cdf(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One draw per row of ``probs (n, V)`` (rows summing to one up to rounding), ``(n,)``:
     the first ``i`` with ``F_i > u·F_V``, ``F`` the cumulative sums, ``u ~ U[0, 1)``."""
+    u = torch.rand(probs.shape[0], generator=generator, device=probs.device)
+    return inverse_cdf_at(probs, u)
+
+
+def inverse_cdf_at(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """:func:`inverse_cdf` with the uniforms given, ``u (n,)``."""
     cdf = probs.cumsum(-1)  # n x V
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_max(probs.shape[1] - 1)
+    at = (u.to(cdf.dtype) * cdf[:, -1]).unsqueeze(1)
+    return torch.searchsorted(cdf, at, right=True)[:, 0].clamp_max(probs.shape[1] - 1)
 
 
 def _stream(seed: int, purpose: int) -> torch.Generator:
@@ -181,12 +214,16 @@ class SeqGenerator(nn.Module):
         self.w_out = weight(vocab, hidden)
         self.b_out = weight(vocab)
 
-    def _step(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        """From the previous ``token (n,)``: new ``h, c`` and the logits ``(n, V)``."""
+    def _cell(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """From the previous ``token (n,)``: new ``h, c``."""
         gates = self.embed[token] @ self.w_ih.T + h @ self.w_hh.T + self.bias  # n x 4H
         i, f, g, o = gates.chunk(4, dim=-1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h = o.sigmoid() * c.tanh()
+        return o.sigmoid() * c.tanh(), c
+
+    def _step(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """From the previous ``token (n,)``: new ``h, c`` and the logits ``(n, V)``."""
+        h, c = self._cell(token, h, c)
         return h, c, h @ self.w_out.T + self.b_out
 
     def _start(self, n: int):
@@ -216,6 +253,32 @@ class SeqGenerator(nn.Module):
             token = inverse_cdf(logits.softmax(-1), generator)
             out.append(token)
         return torch.stack(out, 1)
+
+    @torch.no_grad()
+    def complete(self, symbols: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+        """SeqGAN's roll-outs (Yu et al., 2017, Eq. 4): every prefix of ``symbols (M, L)``
+        completed by this model, ``(M, L-1, L)``. Completion ``t`` keeps the first ``t``
+        symbols and draws position ``s ≥ t`` from ``p_θ(· | its prefix)`` by inverse CDF from
+        ``uniforms[:, t-1, s]`` (``uniforms (M, L-1, L)``). The ``L-1`` completions run in
+        lockstep, ``L`` steps in all; at step ``s`` only those with ``t ≤ s`` need logits.
+        The :data:`~gangrad.estimators.Rollout` that ``seqgan_rollout`` takes."""
+        M, L = symbols.shape
+        if L != self.length or tuple(uniforms.shape) != (M, L - 1, L):
+            raise ValueError(f"complete: symbols (M, {self.length}) and uniforms (M, "
+                             f"{self.length - 1}, {self.length}), got {tuple(symbols.shape)} "
+                             f"and {tuple(uniforms.shape)}")
+        given = symbols.repeat(L - 1, 1)  # row (t-1)*M + m: completion t of sequence m
+        u = uniforms.transpose(0, 1).reshape((L - 1) * M, L)
+        token, h, c = self._start(given.shape[0])
+        out = []
+        for s in range(L):
+            h, c = self._cell(token, h, c)
+            drawing = s * M  # the rows with t <= s, first in this order
+            drawn = inverse_cdf_at((h[:drawing] @ self.w_out.T + self.b_out).softmax(-1),
+                                   u[:drawing, s])
+            token = torch.cat([drawn, given[drawing:, s]])
+            out.append(token)
+        return torch.stack(out, 1).reshape(L - 1, M, L).transpose(0, 1)
 
     def path(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, length, vocab)`` along the Gumbel-max path of uniforms ``noise``
@@ -265,7 +328,7 @@ class OracleSeq(AbstractTask):
 
     def __init__(self, vocab: int = 100, length: int = 20, hidden: int = 32,
                  oracle_seed: int = 0, embed: int | None = None, train_size: int | None = None,
-                 test_size: int = TEST_SIZE) -> None:
+                 test_size: int = TEST_SIZE, oracle_file: str | None = None) -> None:
         owner = type(self).__name__
         _validate.integer(owner, "vocab", vocab, 2)
         _validate.integer(owner, "length", length, 1)
@@ -276,6 +339,19 @@ class OracleSeq(AbstractTask):
         if train_size is not None:
             _validate.integer(owner, "train_size", train_size, 1)
         _validate.integer(owner, "test_size", test_size, 1)
+        if oracle_file is not None:
+            oracle = OracleLSTM.from_seqgan(oracle_file)
+            sizes = {"vocab": (vocab, oracle.vocab), "hidden": (hidden, oracle.hidden),
+                     "embed": (hidden if embed is None else embed, oracle.embed.shape[1])}
+            wrong = [f"{k}={theirs} (got {ours})" for k, (ours, theirs) in sizes.items()
+                     if ours != theirs]
+            if wrong:
+                raise ValueError(f"{owner}: oracle_file {oracle_file!r} holds an oracle of "
+                                 f"vocabulary {oracle.vocab}, hidden width {oracle.hidden} "
+                                 f"and embedding width {oracle.embed.shape[1]}; pass "
+                                 + ", ".join(wrong))
+        else:
+            oracle = OracleLSTM(vocab, hidden, oracle_seed, embed)
         self.vocab = vocab
         self.length = length
         self.hidden = hidden
@@ -283,9 +359,10 @@ class OracleSeq(AbstractTask):
         self.embed = embed
         self.train_size = train_size
         self.test_size = test_size
+        self.oracle_file = oracle_file
         self.space = Discrete(length, vocab)
         self.latent_dim = 32
-        self.oracle = OracleLSTM(vocab, hidden, oracle_seed, embed)
+        self.oracle = oracle
         # The held-out and training sets' streams derive from, and differ from, the
         # oracle's seed.
         self.test_symbols = self.oracle.sample(test_size, length, _stream(oracle_seed, 1))

@@ -14,14 +14,20 @@ log-probability under the autoregressive model. What each estimator's gradient i
 
 - ``score_function`` (``samples=1``): ``(f(y) − b) ∇_θ log p_θ(y)``, REINFORCE per
   sequence with one reward for the whole sequence; unbiased for ``∇ E_{p_θ} f``.
-  SeqGAN (Yu et al., 2017) instead rewards every prefix with Monte Carlo roll-outs.
+- ``seqgan_rollout``: SeqGAN's (Yu et al., 2017) REINFORCE that values every prefix
+  ``y_{1:t}`` by ``N`` Monte Carlo completions. Its noise is the ``(B, L, V)`` uniforms of
+  the path followed by one uniform per roll-out symbol; the roll-outs come from a roll-out
+  network, a copy of G moved to ``β ← (1 − r)·β + r·θ`` after each G step (``r`` the
+  estimator's ``update_rate``; ``r = 1``: G itself), through
+  :meth:`~gangrad.tasks.oracle_seq.SeqGenerator.complete`. Unbiased for ``∇ E_{p_θ} f``
+  when ``r = 1``.
 - ``straight_through``, ``st_gumbel``, ``gumbel_softmax``: ``f`` (the discriminator) sees
   the relaxed or straight-through vectors at every position, but the symbol fed back to
   the LSTM is the hard ``y_{t-1}``: no gradient flows through the feedback (Kusner &
   Hernández-Lobato, 2016, feed the relaxed vector back instead).
 
-Estimators whose noise is not uniforms of the logits' shape (one draw per row) or that learn
-state during use are refused by name.
+Estimators whose noise does not start with one uniform per logit (one draw per row) or that
+learn state during use are refused by name.
 """
 
 from __future__ import annotations
@@ -35,11 +41,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gangrad.estimators import AbstractEstimator
+from gangrad.estimators import AbstractEstimator, Rollout
 from gangrad.spaces import Discrete
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, config_dict, prepare
-from gangrad.train.loop import finite
+from gangrad.train.loop import finite, loss_diverged, unsound
 from gangrad.train.step import Diverged, OneSeed, TrainState, discriminator_step, gan_step
 
 __all__ = ["AutoregressiveSeed", "pretrain_mle", "train_autoregressive"]
@@ -94,19 +100,26 @@ class AutoregressiveSeed(OneSeed):
         super().__init__(state, task, cfg)
         self._noise_now: torch.Tensor | None = None
         self._checked = False
+        rate = getattr(state.estimator, "update_rate", 1.0)
+        # SeqGAN's roll-out network (Algorithm 1: β ← θ before adversarial training)
+        self._rollout_net = (None if not state.estimator.takes_rollout else state.G
+                             if rate == 1.0 else copy.deepcopy(state.G).requires_grad_(False))
 
     def latents(self) -> torch.Tensor:
         template = torch.empty(self.cfg.batch_size, *self.task.space.shape, device=self.device)
-        u = self.state.estimator.noise(template, space=self.task.space,
-                                       generator=self.state.rng)
-        if u is None or u.numel() != template.numel():
-            raise ValueError(f"estimator {self.state.estimator.key!r} does not draw one "
+        est = self.state.estimator
+        u = est.noise(template, space=self.task.space, generator=self.state.rng)
+        per_row = None if u is None else u.numel() // template.shape[0]
+        if u is None or per_row < template[0].numel() or (
+                per_row != template[0].numel() and not est.takes_rollout):
+            raise ValueError(f"estimator {est.key!r} does not draw one "
                              "uniform per logit; an autoregressive generator needs Gumbel-max "
                              "sampling from uniforms of the logits' shape")
         return u
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        logits, path = self.state.G.path(z.reshape(z.shape[0], *self.task.space.shape))
+        length, vocab = self.task.space.shape
+        logits, path = self.state.G.path(z.reshape(z.shape[0], length, -1)[..., :vocab])
         self._noise_now = z
         if not self._checked:  # the estimator's own sample must be the generator's path
             x = self.state.estimator.sample(logits.detach(), noise=z, space=self.task.space)
@@ -119,6 +132,17 @@ class AutoregressiveSeed(OneSeed):
 
     def _noise(self, params: torch.Tensor) -> torch.Tensor:
         return self._noise_now
+
+    def rollout(self) -> Rollout | None:
+        return None if self._rollout_net is None else self._rollout_net.complete
+
+    def advance(self) -> None:
+        super().advance()
+        net = self._rollout_net
+        if net is not None and net is not self.state.G:  # β ← (1 − r)·β + r·θ
+            with torch.no_grad():
+                for b, p in zip(net.parameters(), self.state.G.parameters(), strict=True):
+                    b.lerp_(p, self.state.estimator.update_rate)
 
 
 def train_autoregressive(task: AbstractTask | str, estimator: AbstractEstimator | str,
@@ -140,8 +164,9 @@ def train_autoregressive(task: AbstractTask | str, estimator: AbstractEstimator 
     ``evaluate(symbols)`` (default: ``task.evaluate`` of their one-hot vectors).
 
     Returns the history (``step``, ``elapsed_s``, losses, metrics; ``attrs`` as
-    :func:`gangrad.train.train`'s) and the trained generator. A run whose losses or
-    generator stop being finite ends with ``attrs["status"] == "diverged"``.
+    :func:`gangrad.train.train`'s) and the trained generator. A run whose losses break
+    the divergence rule (:mod:`gangrad.train.loop`) or whose generator stops being finite
+    ends with ``attrs["status"] == "diverged"``.
     """
     task, estimator, cfg, _ = prepare(task, estimator, estimator_hyper, config, overrides,
                                       (), None)
@@ -176,8 +201,9 @@ def train_autoregressive(task: AbstractTask | str, estimator: AbstractEstimator 
         row: dict[str, Any] = {"step": step, "elapsed_s": time.perf_counter() - start}
         for name in pending[0] if pending else ():
             values = torch.stack([p[name] for p in pending]).float().cpu()
-            if not torch.isfinite(values).all():
-                raise Diverged(step, name)
+            bad = unsound(values).nonzero()
+            if len(bad):  # the divergence rule of gangrad.train.loop
+                raise loss_diverged(step, name, float(values[int(bad[0])]))
             row[name] = float(values.mean())
         pending.clear()
         if not finite(G):

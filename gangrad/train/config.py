@@ -16,8 +16,8 @@ from gangrad.losses import LOSSES
 from gangrad.schedules import Schedule
 from gangrad.tasks import AbstractTask
 
-__all__ = ["LATENTS", "LOSSES", "UPDATE_ORDERS", "TrainConfig", "config_dict", "prepare",
-           "resolve"]
+__all__ = ["DATA_ORDERS", "FAKES", "LATENTS", "LOSSES", "UPDATE_ORDERS", "TrainConfig",
+           "config_dict", "prepare", "resolve"]
 
 #: G's input: the task's ``N(0, I)``, a uniform law of the same mean and covariance, or
 #: none (zeros: a generator without noise); see :func:`gangrad.train.step.sample_latent`
@@ -26,6 +26,14 @@ LATENTS = ("normal", "uniform", "none")
 #: (``alternating``), or D's last update and G's both from the iteration's starting state
 #: (``simultaneous``); see :func:`gangrad.train.step.gan_step`
 UPDATE_ORDERS = ("alternating", "simultaneous")
+#: G's step on fresh latents (``fresh``), or on the latents, noise and so the very fakes of
+#: D's last step (``shared``: one batch of fakes for both losses, as one computation graph
+#: gives them in ALI's and PacGAN's code); see :func:`gangrad.train.step.gan_step`
+FAKES = ("fresh", "shared")
+#: real data: the task's ``sample_real`` (``draws``: fresh samples, or uniform draws with
+#: replacement from a fixed data set), or shuffled epochs over the task's fixed ``dataset``
+#: (``epochs``; :class:`gangrad.train.step.Epochs`)
+DATA_ORDERS = ("draws", "epochs")
 
 
 @dataclass
@@ -33,8 +41,9 @@ class TrainConfig:
     """Training hyper-parameters; ``None`` takes the task's ``training_defaults``.
 
     ``latent`` is the law of G's input (:data:`LATENTS`), ``update_order`` how an
-    iteration orders D's and G's updates (:data:`UPDATE_ORDERS`); their defaults are the
-    usual GAN training.
+    iteration orders D's and G's updates (:data:`UPDATE_ORDERS`), ``fakes`` whether G's
+    step reuses D's batch of fakes (:data:`FAKES`), ``data_order`` how real data is drawn
+    (:data:`DATA_ORDERS`); their defaults are the usual GAN training.
     """
 
     steps: int | None = None
@@ -47,6 +56,8 @@ class TrainConfig:
     loss: str = "nonsaturating"
     latent: str = "normal"
     update_order: str = "alternating"
+    fakes: str = "fresh"
+    data_order: str = "draws"
     eval_every: int | None = None
     eval_samples: int = 2500
     seed: int = 0
@@ -101,6 +112,8 @@ class TrainConfig:
                   ("latent", lambda v: choice("train", "latent", v, LATENTS)),
                   ("update_order",
                    lambda v: choice("train", "update_order", v, UPDATE_ORDERS)),
+                  ("fakes", lambda v: choice("train", "fakes", v, FAKES)),
+                  ("data_order", lambda v: choice("train", "data_order", v, DATA_ORDERS)),
                   ("device", lambda v: device("train", v))]
         out = []
         for name, check in checks:
@@ -110,6 +123,14 @@ class TrainConfig:
                 check(getattr(self, name))
             except ValueError as exc:
                 out.append((name, str(exc).removeprefix("train: ")))
+        if (self.fakes == "shared" and not any(name == "d_steps" for name, _ in out)
+                and self.d_steps == 0):
+            out.append(("fakes", "fakes='shared' reuses D's batch of fakes: it needs "
+                        "d_steps >= 1, got d_steps=0"))
+        if self.data_order == "epochs" and not isinstance(getattr(task, "dataset", None),
+                                                          torch.Tensor):
+            out.append(("data_order", f"data_order='epochs' runs epochs over a fixed data "
+                        f"set; task {task.name!r} has none (give the task a dataset_size)"))
         pack = getattr(task, "pack", 1)  # a packed discriminator judges packs of rows
         if not any(name == "batch_size" for name, _ in out) and self.batch_size % pack:
             out.append(("batch_size", f"batch_size must be a multiple of the task's "

@@ -5,6 +5,24 @@ estimator sees the S batches concatenated, and one Adam steps all of them (Adam 
 elementwise). Every seed keeps its own generators, drawn in :func:`gan_step`'s order, so
 each seed gets the run :func:`gangrad.train.train` gives it (on the CPU bit for bit; see
 ``tests/test_train_seeds.py``) in a fraction of the time.
+
+Networks with batch norm batch too: a seed's batch statistics are its own rows', and
+running statistics are stacked buffers, each seed's its own (:mod:`gangrad.train.stacked`).
+Dropout is refused: its masks come from torch's global generator, which a seed's lone run
+would draw differently.
+
+The CPU guarantee, precisely: bit for bit where every layer has a grouped call and each
+seed's rows fill whole blocks of the vectorised elementwise kernels (a multiple of 64 rows
+per seed covers them) and, for batch norm, torch runs on one thread (as the runner runs a
+cell: with more, the reductions over the stacked seeds split differently); otherwise equal
+per step to float32 rounding. The vectorised and
+the scalar paths of a transcendental function (softplus in the losses, its derivative)
+may round the same input 1 ulp apart, and a batch of, e.g., PacGAN's 100 packs leaves a
+seed's last rows in the scalar path alone and in the vector path batched. Networks
+without a grouped call (``nn.BatchNorm1d`` with running statistics) go through
+``torch.func.vmap``, also equal to float32 rounding per step. Rounding differences then
+grow as they do between any two runs of a chaotic training, so such runs agree in law,
+not in their digits (``tests/test_train_seeds.py``, ``tests/test_pacgan.py``).
 """
 
 from __future__ import annotations
@@ -20,30 +38,37 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gangrad.estimators import AbstractEstimator
+from gangrad.estimators import AbstractEstimator, logit_kwargs
 from gangrad.estimators._control_variate import AbstractLearnedControlVariate, SeedStack
 from gangrad.losses import generator_loss as cost_through
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig, prepare
 from gangrad.train.loop import Run, finite, train
 from gangrad.train.stacked import Stack
-from gangrad.train.step import Seeds, TrainState, fakes, gan_step, init_nets, sample_latent
+from gangrad.train.step import (
+    Seeds,
+    TrainState,
+    fakes,
+    gan_step,
+    init_nets,
+    real_batch,
+    sample_latent,
+)
 
 __all__ = ["StackedSeeds", "per_seed_estimators", "seed_batching", "train_seeds"]
 
-_STATEFUL = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+_RANDOM = (nn.modules.dropout._DropoutNd,)
 
 
 def seed_batching(task: AbstractTask, estimator: AbstractEstimator) -> str | None:
     """``None`` when :func:`train_seeds` can train the seeds of ``(task, estimator)`` as
     one batched model; otherwise the reason it trains them one after another (networks
-    with buffers, dropout or batch norm)."""
+    with dropout)."""
     with torch.random.fork_rng(devices=[]):
         nets = init_nets(task, estimator, 0, torch.device("cpu"))
     for net, name in zip(nets, ("generator", "discriminator"), strict=True):
-        if any(True for _ in net.buffers()) or any(isinstance(m, _STATEFUL)
-                                                  for m in net.modules()):
-            return f"the {name} of task {task.name!r} has buffers, dropout or batch norm"
+        if any(isinstance(m, _RANDOM) for m in net.modules()):
+            return f"the {name} of task {task.name!r} has dropout"
     return None
 
 
@@ -80,6 +105,7 @@ class StackedSeeds(Seeds):
             st.opt_g, st.opt_d = self.opt_g, self.opt_d
         self._d_frozen = False
         self._costs: list = []
+        self._kept: list | None = None  # each seed's noise kept by fakes(keep=True)
         self.control = self._stack_controls()
         est = states[0].estimator
         # a batch-coupled baseline that computes every seed's batch in one call
@@ -117,15 +143,17 @@ class StackedSeeds(Seeds):
         return self.D(x, frozen=self._d_frozen)
 
     def real(self, fake: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.task.sample_real(fake.shape[1], generator=st.data_rng)
+        return torch.stack([real_batch(self.task, self.cfg, st, fake.shape[1])
                             for st in self.states]).to(self.device)
 
     def _noise(self, params: torch.Tensor) -> list[torch.Tensor | None]:
         return [st.estimator.noise(params[s], space=self.task.space, generator=st.noise_rng)
                 for s, st in enumerate(self.states)]
 
-    def fakes(self, params):
+    def fakes(self, params, keep=False):
         space, noise = self.task.space, self._noise(params)
+        if keep:
+            self._kept = noise
         # a control variate's and a seed-batched baseline's rows are independent up to
         # the first call of f, where the fakes are read, so their rows go in one call too
         if not self.shared and self.control is None and not self.seed_rows:
@@ -136,7 +164,9 @@ class StackedSeeds(Seeds):
         return flat.reshape(len(self.states), -1, *flat.shape[1:])
 
     def generator_loss(self, params):
-        space, S, noise = self.task.space, len(self.states), self._noise(params.detach())
+        kept, self._kept = self._kept, None
+        space, S = self.task.space, len(self.states)
+        noise = kept if kept is not None else self._noise(params.detach())
         if self.control is not None:
             # every seed's rows (S, N, ...) through its own frozen D: (S, N)
             self._costs = [cost_through(self.cfg.loss, lambda x: self.D(x, frozen=True))]
@@ -149,7 +179,9 @@ class StackedSeeds(Seeds):
         if not self.shared:
             self._costs = [cost_through(self.cfg.loss, st.D) for st in self.states]
             return torch.stack([st.estimator.surrogate(params[s], f, noise=noise[s],
-                                                       space=space).mean()
+                                                       space=space,
+                                                       **logit_kwargs(st.estimator, st.D)
+                                                       ).mean()
                                 for s, (st, f) in enumerate(zip(self.states, self._costs,
                                                                 strict=True))])
 
@@ -158,9 +190,10 @@ class StackedSeeds(Seeds):
                           frozen=True).flatten(0, 1)
 
         f = cost_through(self.cfg.loss, through_d)
-        values = self.states[0].estimator.surrogate(
+        est = self.states[0].estimator
+        values = est.surrogate(
             params.flatten(0, 1), f, noise=None if noise[0] is None else torch.cat(noise),
-            space=space)
+            space=space, **logit_kwargs(est, through_d))
         return values.reshape(S, -1).mean(1)
 
     def learn(self, params):

@@ -18,7 +18,14 @@ Two ways to call the copies:
 
 A module opts into the grouped path with ``stacked_forward(self, x, stack)``, where ``x``
 is ``(S, N, ...)``, ``stack.child(name)`` is the grouped call of a child module and
-``stack.param(name)`` the stacked ``(S, ...)`` tensor of one of its own parameters.
+``stack.param(name)`` the stacked ``(S, ...)`` tensor of one of its own parameters or
+buffers.
+
+Buffers (batch norm's running statistics) are stacked like the parameters, and each
+copy's buffers become views of their slice: a grouped call that updates them in place
+(:class:`gangrad.tasks._pacgan.BlocksBatchNorm`), or ``torch.func.vmap`` over a module that
+does (``nn.BatchNorm1d`` with running statistics), updates every copy's own, as its lone
+run would.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class _View:
         return lambda x: call(self._params, x)
 
     def param(self, name: str) -> torch.Tensor:
+        """The stacked ``(S, ...)`` parameter or buffer ``name`` of this module."""
         return self._params[self._prefix + name]
 
 
@@ -130,19 +138,28 @@ class Stack:
     def __init__(self, modules: Sequence[nn.Module]) -> None:
         from torch.func import functional_call, stack_module_state, vmap
 
-        self.params, _ = stack_module_state(list(modules))
+        self.params, self.buffers = stack_module_state(list(modules))
         for s, module in enumerate(modules):
             for name, p in module.named_parameters():
                 p.data = self.params[name].data[s]
+            for name, b in module.named_buffers():
+                b.data = self.buffers[name][s]
         grouped = _grouped(modules[0])
         self.grouped = grouped is not None
         if grouped is None:
             base = copy.deepcopy(modules[0]).to("meta")
-            grouped = vmap(lambda params, x: functional_call(base, params, (x,)))
+            names = set(self.params)
+            mapped = vmap(lambda params, buffers, x: functional_call(base, (params, buffers),
+                                                                     (x,)))
+
+            def grouped(tensors: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+                base.train(modules[0].training)  # the copies follow the first one's mode
+                params = {k: v for k, v in tensors.items() if k in names}
+                return mapped(params, {k: v for k, v in tensors.items() if k not in names}, x)
         self._call = grouped
 
     def __call__(self, x: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
         """``x (S, N, ...)``; ``frozen``: no gradient flows to the parameters."""
         params = ({k: v.detach() for k, v in self.params.items()} if frozen
                   else self.params)
-        return self._call(params, x)
+        return self._call({**params, **self.buffers}, x)

@@ -2,7 +2,8 @@
 through the estimator (losses: :mod:`gangrad.losses`).
 
 - generator: ``estimator.surrogate(G(z), f).mean()`` with ``f`` the generator loss through
-  the current, frozen D (non-saturating by default, or minimax);
+  the current, frozen D (non-saturating by default, or minimax), and D itself as
+  ``logit=`` for an estimator that ``needs_logit`` (MaliGAN, BGAN);
 - discriminator: binary cross-entropy on exactly the fakes ``f`` sees (the relaxed vectors
   for Gumbel-softmax, ``B·S`` draws for a score function with ``S`` samples per row).
 
@@ -23,21 +24,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gangrad.estimators import AbstractEstimator
+from gangrad.estimators import AbstractEstimator, Rollout, logit_kwargs, rollout_kwargs
 from gangrad.losses import discriminator_loss, generator_loss
 from gangrad.spaces import Space
 from gangrad.tasks import AbstractTask
 from gangrad.train.config import TrainConfig
 
-__all__ = ["Diverged", "OneSeed", "Seeds", "TrainState", "discriminator_step", "fakes",
-           "gan_step", "init_nets", "sample_latent", "train_step"]
+__all__ = ["Diverged", "Epochs", "OneSeed", "Seeds", "TrainState", "discriminator_step",
+           "fakes", "gan_step", "init_nets", "real_batch", "sample_latent", "train_step"]
 
 
 class Diverged(RuntimeError):
-    """A loss or a parameter became NaN/Inf."""
+    """A run broke the divergence rule (:mod:`gangrad.train.loop`): a loss, a parameter or
+    the generator's output became NaN/Inf, or a finite value left the bounds of a sound
+    run; ``why`` says which."""
 
-    def __init__(self, step: int, what: str) -> None:
-        super().__init__(f"diverged at step {step}: {what} is not finite")
+    def __init__(self, step: int, what: str, why: str = "is not finite") -> None:
+        super().__init__(f"diverged at step {step}: {what} {why}")
         self.step = step
 
 
@@ -61,6 +64,7 @@ class TrainState:
     data_rng: torch.Generator  # real samples (tasks draw them on the CPU)
     noise_rng: torch.Generator  # the estimator's noise, on the run's device
     step: int = 0
+    epochs: Epochs | None = None  # data_order="epochs": where the run is in its epochs
 
     @classmethod
     def fresh(cls, task: AbstractTask, estimator: AbstractEstimator, seed: int,
@@ -71,6 +75,58 @@ class TrainState:
                    rng=torch.Generator(device).manual_seed(seed),
                    data_rng=torch.Generator().manual_seed(seed + 1_000_003),
                    noise_rng=torch.Generator(device).manual_seed(seed + 2_000_003))
+
+
+class Epochs:
+    """Real data in shuffled epochs of a fixed data set, as Fuel's ``ShuffledScheme`` over
+    PacGAN's ``GaussianPackingMixture`` serves it (github.com/fjxmlzn/PacGAN,
+    ``synthetic_data_experiments/PacGAN/pacgan/{datasets,streams}.py``).
+
+    At the start of a run, each of the ``pack`` slots draws ``N`` indices of the data set
+    ``(N, *shape)`` uniformly with replacement: pack ``i`` is ``(data[ids_0[i]], …,
+    data[ids_{m−1}[i]])``, fixed for the run (the code's bootstrap, for ``pack = 1`` too).
+    Each epoch is a fresh permutation of the ``N`` packs, served in order, a batch of ``P``
+    packs at a time; a batch that runs past an epoch's end takes the rest of it and starts
+    the next. A batch's rows are slot-major, row ``jP + p`` holding slot ``j`` of pack
+    ``p``, the layout of :class:`gangrad.tasks._pacgan.PackedDiscriminator`. Every draw
+    comes from ``generator``.
+    """
+
+    def __init__(self, data: torch.Tensor, pack: int, generator: torch.Generator) -> None:
+        n = data.shape[0]
+        self.generator, self.pack, self.size = generator, pack, n
+        ids = torch.stack([torch.randint(n, (n,), generator=generator) for _ in range(pack)])
+        self.packs = data[ids]  # pack x N x *shape
+        self.order = torch.empty(0, dtype=torch.long)
+        self.position = 0
+        self.epoch = 0
+
+    def draw(self, rows: int) -> torch.Tensor:
+        """The next ``rows`` real samples (``rows // pack`` packs), ``(rows, *shape)``."""
+        if rows % self.pack:
+            raise ValueError(f"Epochs: a batch of {rows} rows is not a whole number of "
+                             f"packs of {self.pack}")
+        need, taken = rows // self.pack, []
+        while need:
+            if self.position == len(self.order):
+                self.order = torch.randperm(self.size, generator=self.generator)
+                self.position, self.epoch = 0, self.epoch + 1
+            take = self.order[self.position:self.position + need]
+            self.position += len(take)
+            need -= len(take)
+            taken.append(take)
+        return self.packs[:, torch.cat(taken)].flatten(0, 1)
+
+
+def real_batch(task: AbstractTask, cfg: TrainConfig, state: TrainState,
+               rows: int) -> torch.Tensor:
+    """``rows`` real samples for one seed, on the CPU: the task's draws, or the next of the
+    seed's :class:`Epochs` (``cfg.data_order``)."""
+    if cfg.data_order != "epochs":
+        return task.sample_real(rows, generator=state.data_rng)
+    if state.epochs is None:
+        state.epochs = Epochs(task.dataset, getattr(task, "pack", 1), state.data_rng)
+    return state.epochs.draw(rows)
 
 
 def sample_latent(task: AbstractTask, latent: str, n: int,
@@ -135,7 +191,8 @@ def fakes(estimator: AbstractEstimator, params: torch.Tensor, noise: torch.Tenso
 
     with torch.no_grad():
         try:
-            estimator.surrogate(params, record, noise=noise, space=space)
+            estimator.surrogate(params, record, noise=noise, space=space,
+                                **logit_kwargs(estimator, record))
         except _Seen as seen:
             return seen.x
     raise RuntimeError(f"estimator {estimator.key!r} never called its cost f")
@@ -164,13 +221,14 @@ class Seeds(abc.ABC):
     def real(self, fake: torch.Tensor) -> torch.Tensor: ...
 
     @abc.abstractmethod
-    def fakes(self, params: torch.Tensor) -> torch.Tensor:
-        """What each seed's ``f`` sees for ``params``: the fakes D trains on."""
+    def fakes(self, params: torch.Tensor, keep: bool = False) -> torch.Tensor:
+        """What each seed's ``f`` sees for ``params``: the fakes D trains on. ``keep``:
+        the next :meth:`generator_loss` reuses this call's estimator noise."""
 
     @abc.abstractmethod
     def generator_loss(self, params: torch.Tensor) -> torch.Tensor:
-        """Each seed's surrogate mean through its frozen D, and it remembers the costs for
-        :meth:`learn`."""
+        """Each seed's surrogate mean through its frozen D (with the noise kept by
+        :meth:`fakes`, if any), and it remembers the costs for :meth:`learn`."""
 
     @abc.abstractmethod
     def learn(self, params: torch.Tensor) -> None:
@@ -192,6 +250,7 @@ class OneSeed(Seeds):
         self.opt_g, self.opt_d = state.opt_g, state.opt_d
         self.device = torch.device(cfg.device)
         self._f = None
+        self._kept: tuple[torch.Tensor | None] | None = None  # noise kept by fakes()
 
     def latents(self) -> torch.Tensor:
         return sample_latent(self.task, self.cfg.latent, self.cfg.batch_size,
@@ -204,20 +263,34 @@ class OneSeed(Seeds):
         return self.state.D(x)
 
     def real(self, fake: torch.Tensor) -> torch.Tensor:
-        return self.task.sample_real(fake.shape[0], generator=self.state.data_rng).to(
-            self.device)
+        return real_batch(self.task, self.cfg, self.state, fake.shape[0]).to(self.device)
 
     def _noise(self, params: torch.Tensor) -> torch.Tensor | None:
         return self.state.estimator.noise(params, space=self.task.space,
                                           generator=self.state.noise_rng)
 
-    def fakes(self, params):
-        return fakes(self.state.estimator, params, self._noise(params), self.task.space)
+    def fakes(self, params, keep=False):
+        noise = self._noise(params)
+        if keep:
+            self._kept = (noise,)
+        return fakes(self.state.estimator, params, noise, self.task.space)
 
     def generator_loss(self, params):
         self._f = generator_loss(self.cfg.loss, self.state.D)
-        return self.state.estimator.surrogate(params, self._f, noise=self._noise(params.detach()),
-                                              space=self.task.space).mean()
+        kept, self._kept = self._kept, None
+        noise = kept[0] if kept is not None else self._noise(params.detach())
+        return self.state.estimator.surrogate(params, self._f, noise=noise,
+                                              space=self.task.space,
+                                              **logit_kwargs(self.state.estimator,
+                                                             self.state.D),
+                                              **rollout_kwargs(self.state.estimator,
+                                                               self.rollout())).mean()
+
+    def rollout(self) -> Rollout | None:
+        """The roll-out policy for an estimator that ``takes_rollout`` (SeqGAN's); ``None``:
+        it completes prefixes from ``params``, right for a generator whose positions are
+        independent given z (an autoregressive generator supplies its own)."""
+        return None
 
     def learn(self, params):
         if self.state.estimator.learns:
@@ -248,14 +321,25 @@ def gan_step(seeds: Seeds) -> dict[str, torch.Tensor]:
     G's cost is the D of before that update. Either way the random streams are drawn in
     the same order (D's latents and data, then G's latents), so the two orders are paired.
 
+    ``cfg.fakes``: ``"fresh"`` (the default) draws G's own latents and noise;
+    ``"shared"`` takes G's step on the latents and noise of D's last step, so ``f`` sees
+    the very fakes D trained on, from one forward pass of G (the one whose batch
+    statistics a batch-norm G records), as ALI's and PacGAN's code computes both losses
+    from one batch.
+
     Returns the losses per seed (0-d for one seed, ``(S,)`` for many), on the run's
     device: reading them would synchronize a GPU every step.
     """
     d_losses = []
     deferred = seeds.cfg.update_order == "simultaneous" and seeds.cfg.d_steps > 0
+    shared, params = seeds.cfg.fakes == "shared", None
     for i in range(seeds.cfg.d_steps):
-        with torch.no_grad():
-            fake = seeds.fakes(seeds.generate(seeds.latents()))
+        if shared and i == seeds.cfg.d_steps - 1:  # G's step reuses this forward pass
+            params = seeds.generate(seeds.latents())
+            fake = seeds.fakes(params.detach(), keep=True)
+        else:
+            with torch.no_grad():
+                fake = seeds.fakes(seeds.generate(seeds.latents()))
         real = seeds.real(fake)
         d_loss = discriminator_loss(seeds.discriminate(real), seeds.discriminate(fake))
         seeds.opt_d.zero_grad(set_to_none=True)
@@ -265,7 +349,8 @@ def gan_step(seeds: Seeds) -> dict[str, torch.Tensor]:
         d_losses.append(d_loss.detach())
 
     with seeds.frozen_discriminator():
-        params = seeds.generate(seeds.latents())
+        if params is None:
+            params = seeds.generate(seeds.latents())
         g_loss = seeds.generator_loss(params)
         seeds.opt_g.zero_grad(set_to_none=True)
         g_loss.sum().backward()
