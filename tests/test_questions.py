@@ -15,9 +15,9 @@ NAMES = questions.available()
 
 
 def test_registry_holds_the_builtin_questions():
-    assert NAMES[:9] == ["smoothing-limit", "learned-variance", "differentiable-d",
-                         "discrete-outputs", "separate-batches", "saturating-loss",
-                         "linear-gan", "z-prior", "update-schedule"]
+    assert NAMES[:10] == ["smoothing-limit", "learned-variance", "differentiable-d",
+                          "discrete-outputs", "separate-batches", "saturating-loss",
+                          "linear-gan", "z-prior", "update-schedule", "frozen-d"]
     with pytest.raises(KeyError, match="available"):
         questions.create("no-such-question")
 
@@ -30,20 +30,24 @@ def test_each_question_declares_the_contract(name):
     assert set(q.quick) == set(q.full), "quick and full size the same experiment"
 
 
-@pytest.mark.parametrize("name", ["smoothing-limit", "differentiable-d", "separate-batches"])
+@pytest.mark.parametrize("name", ["smoothing-limit"])
 def test_fast_questions_give_data_driven_verdicts(name, tmp_path):
     answer = questions.ask(name)
     paths = questions.save(answer, tmp_path)
     assert answer.verdict and all(p.exists() for p in paths.values())
     assert re.findall(r"\d+\.\d+", answer.verdict), "a verdict states its numbers"
     record = json.loads(paths["json"].read_text())
-    assert {"name", "question", "origin", "verdict", "numbers", "settings", "commit"} <= set(record)
+    assert {"name", "question", "origin", "answer", "verdict", "outcome", "numbers",
+            "convergence", "settings", "runtime_s", "provenance"} <= set(record)
+    assert {"commit", "torch", "threads"} <= set(record["provenance"])
+    assert record["answer"] and record["answer"] in paths["md"].read_text()
     assert record["origin"] == questions.create(name).origin
     assert len(pd.read_csv(paths["csv"])) == len(answer.table)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["learned-variance", "discrete-outputs", "saturating-loss"])
+@pytest.mark.parametrize("name", ["learned-variance", "discrete-outputs", "saturating-loss",
+                                  "separate-batches", "frozen-d", "differentiable-d"])
 def test_training_questions(name, tmp_path):
     answer = questions.ask(name)
     questions.save(answer, tmp_path)

@@ -131,6 +131,62 @@ def test_saturating_gradient_ratio_is_one_minus_d_over_d():
     assert out["mean_theory_ratio"] > 1e3  # D ≈ 0: the minimax gradient nearly vanishes
 
 
+def test_gradient_norms_follow_the_loss_ratio_without_touching_grad():
+    """Through a D whose output barely varies over the fakes, G's parameter gradients under
+    the two losses differ by the per-sample factor (1 − D)/D (here e⁶ up to 0.5%)."""
+    torch.manual_seed(0)
+    task = tasks.create("gaussian1d")
+    G, D = task.make_generator((1,)), task.make_discriminator()
+    with torch.no_grad():
+        D.linear.weight.fill_(1e-3)
+        D.linear.bias.fill_(-6.0)
+    z = task.sample_latent(256, generator=torch.Generator().manual_seed(1))
+    out = sl.gradient_norms(G, D, z)
+    d = out["D(G(z))"]
+    assert out["nonsaturating"] / out["minimax"] == pytest.approx((1 - d) / d, rel=5e-3)
+    assert all(p.grad is None for p in [*G.parameters(), *D.parameters()])
+
+
+def _saturating_data(ns_half: float = 0.04, n: int = 8) -> dict[str, pd.DataFrame]:
+    """saturating-loss's data, constructed: the early measurement at D = 1e-3 (ratio
+    (1 − D)/D), both losses at W1 0.04 at T (and the non-saturating arm at ``ns_half`` at
+    T/2), and one checkpoint along the runs."""
+    rng = np.random.default_rng(0)
+    d = 1e-3 * (1 + 0.1 * rng.random(n))
+    early = pd.DataFrame({"seed": range(n), "minimax": d, "nonsaturating": 1 - d,
+                          "D(G(z))": d, "max_ratio_deviation": 1e-6, "min_cosine": 1.0,
+                          "mean_theory_ratio": (1 - d) / d})
+    early["log_ratio"] = np.log(early["nonsaturating"] / early["minimax"])
+    p = sl.SaturatingLoss.quick["plan"][0]
+    finals, curves = [], []
+    for arm in (sl.NS, sl.MM):
+        label = f"{p['setting']}: {arm}"
+        for budget, step in (("T/2", p["steps"] // 2), ("T", p["steps"])):
+            w1 = ns_half if (arm == sl.NS and budget == "T/2") else 0.04
+            finals += [{"setting": p["setting"], "arm": label, "seed": s, "budget": budget,
+                        "step": step, "w1": w1 + 0.01 * rng.standard_normal()}
+                       for s in range(n)]
+        curves += [{"arm": label, "seed": s, "step": 100, "nonsaturating": 1.0,
+                    "minimax": 1e-3, "D(G(z))": 1e-3, "w1": 2.0} for s in range(n)]
+    return {"early": early, "finals": pd.DataFrame(finals), "curves": pd.DataFrame(curves)}
+
+
+def test_saturating_verdict_follows_the_data():
+    q, settings = sl.SaturatingLoss(), dict(sl.SaturatingLoss.quick)
+    v = q.analyse(_saturating_data(), settings)
+    assert v.outcome == "equivalent" and v.numbers["theory"] == "agrees"
+    assert v.answer.startswith("G's gradient under log(1 − D(G(z))) is about")
+    assert "both losses end equivalent once converged" in v.answer
+    assert "mean D(G(z)) = 0.001" in v.answer
+    assert v.convergence["all_converged"]
+    assert v.numbers["grad_ratio_ns_over_minimax"][0] == pytest.approx(
+        float(np.exp(np.log(_saturating_data()["early"]["mean_theory_ratio"]).mean())),
+        rel=1e-9)
+    moving = q.analyse(_saturating_data(ns_half=0.5), settings)
+    assert moving.outcome == "budget-dependent"
+    assert "not decided at this budget" in moving.answer
+
+
 # -- separate-batches --------------------------------------------------------------------
 def _batches(seed: int = 0, n: int = 64):
     gen = torch.Generator().manual_seed(seed)
@@ -174,6 +230,91 @@ def test_plan_rejects_an_unknown_arm():
     real, fake = _batches()
     with pytest.raises(ValueError, match="arm must be one of"):
         sb.plan("mixed twice", real, fake)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_separate_passes_then_one_step_is_the_mixed_step(optimizer):
+    """Exact in float64 without batch norm (whatever the optimizer: it sees one summed
+    gradient); with batch norm each pass has its own batch statistics."""
+    real, fake = (t.double() for t in _batches(2))
+    for batch_norm, close in ((False, True), (True, False)):
+        torch.manual_seed(2)
+        D = sb.discriminator(batch_norm).double()
+        one = sb._update(D, optimizer, "one mixed", real, fake)
+        rel = float((sb._update(D, optimizer, "separate passes", real, fake) - one).norm()
+                    / one.norm())
+        assert (rel < 1e-9) if close else (rel > 0.1), (batch_norm, rel)
+
+
+def _learning_rows(alt_shift: dict[str, tuple[float, float]], seeds: int = 8) -> pd.DataFrame:
+    """Held-out AUCs at T/2 = 50 and T = 100 per optimizer: mixed near 0.999, alternating
+    shifted by ``alt_shift[opt] = (at T/2, at T)``; seed noise 1e-4."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for opt in ("adam", "sgd"):
+        for s in range(seeds):
+            for step, i in ((0, None), (50, 0), (100, 1)):
+                base = 0.5 if i is None else 0.999 + 1e-4 * rng.standard_normal()
+                for arm in ("mixed", "alternating"):
+                    shift = 0.0 if arm == "mixed" or i is None else alt_shift[opt][i]
+                    rows.append({"optimizer": opt, "arm": arm, "seed": s, "step": step,
+                                 "auc": base + shift, "accuracy": 0.9, "bce": 0.1})
+    return pd.DataFrame(rows)
+
+
+def _update_rows(seeds: int = 8) -> pd.DataFrame:
+    rows = []
+    for bn in (False, True):
+        for s in range(seeds):
+            tiny = 1e-7 * (1 + s)
+            big = 0.9 + 0.01 * s
+            rows.append({"batch_norm": bn, "seed": s,
+                         "grad_rel_diff": big if bn else tiny,
+                         "grad_rel_diff_f64": big if bn else tiny * 1e-9,
+                         **{f"{o}_separate_passes": big if bn else tiny for o in ("adam", "sgd")},
+                         **{f"{o}_separate_passes_f64": big if bn else tiny * 1e-9
+                            for o in ("adam", "sgd")},
+                         **{f"{o}_{a}": 0.5 + 0.01 * s + (0.1 if a == "alternating" else 0)
+                            for o in ("adam", "sgd") for a in ("alternating", "two_mixed")}})
+    return pd.DataFrame(rows)
+
+
+def test_separate_batches_verdict_opens_with_the_exact_result_and_reads_convergence():
+    settings = {**sb.SeparateBatches.quick, "seeds": 8, "learning_steps": 100,
+                "eval_every": 50}
+    data = {"update": _update_rows(),
+            "learning": _learning_rows({"adam": (0.0, 0.0), "sgd": (-0.3, -0.1)})}
+    v = sb.SeparateBatches().analyse(data, settings)
+    assert v.answer.startswith("Yes, exactly, when both passes' gradients go into one "
+                               "optimizer step")
+    assert "except with batch norm" in v.answer
+    assert v.outcome == "equivalent"  # Adam: the same AUC at both budgets, both converged
+    assert v.numbers["learning sgd"]["outcome"] == "budget-dependent"  # SGD still moving
+    assert ("less well than with mixed batches at both budgets, though alternating training "
+            "has not converged") in v.answer
+    data["learning"] = _learning_rows({"adam": (0.0, 0.0), "sgd": (-0.05, 0.0)})
+    v = sb.SeparateBatches().analyse(data, settings)  # SGD: worse at T/2, equal at T
+    assert "it has not settled against mixed batches" in v.answer
+    data["learning"] = _learning_rows({"adam": (-0.2, -0.2), "sgd": (0.0, 0.0)})
+    v = sb.SeparateBatches().analyse(data, settings)
+    assert v.outcome == "worse" and "less well than with mixed batches" in v.answer
+
+
+def test_separate_batches_learning_refuses_odd_budgets():
+    with pytest.raises(ValueError, match="must be even"):
+        sb.learning([0], "adam", steps=101, eval_every=10)
+
+
+def test_separate_batches_answers_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
+    from gangrad import questions
+
+    monkeypatch.setattr(sb.SeparateBatches, "quick",
+                        {"seeds": 3, "learning_steps": 40, "eval_every": 10, "hidden": 16})
+    answer = questions.ask("separate-batches")
+    paths = questions.save(answer, tmp_path)
+    assert answer.answer and len(answer.convergence["arms"]) == 4
+    assert set(answer.table["step"]) == {0, 10, 20, 30, 40}
+    assert "## Convergence" in paths["md"].read_text()
 
 
 # -- discrete-outputs --------------------------------------------------------------------

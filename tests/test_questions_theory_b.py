@@ -17,6 +17,7 @@ import torch
 
 from gangrad import estimators, questions, tasks
 from gangrad.exact import gauss_hermite
+from gangrad.questions import update_schedule as us
 from gangrad.questions.linear_gan import LinearGAN, best_discriminator, generator_gradient
 from gangrad.questions.update_schedule import dirac_gan, dirac_growth
 from gangrad.questions.z_prior import point_mass_floor, uniform_floor
@@ -54,6 +55,47 @@ def test_default_discriminator_is_unchanged_and_bad_features_refused():
     torch.testing.assert_close(default.linear.weight, linear.linear.weight)
     with pytest.raises(ValueError, match="features must be one of linear, quadratic"):
         tasks.create("gaussian1d", features="cubic")
+
+
+def test_mlp_discriminator_and_generator_options():
+    task = tasks.create("gaussian1d", features="mlp", generator="mlp", hidden=8, depth=2,
+                        latent_dim=3)
+    D, G = task.make_discriminator(), task.make_generator((2, 1))
+    x = torch.linspace(-2, 6, 9)[:, None]
+    logits = D(x)
+    assert logits.shape == (9,)
+    second = logits[2:] - 2 * logits[1:-1] + logits[:-2]  # a ReLU net is not linear in x
+    assert second.abs().max() > 1e-6
+    z = task.sample_latent(5, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (5, 3) and G(z).shape == (5, 2, 1)
+    assert sum(p.numel() for p in G.parameters()) == 3 * 8 + 8 + 8 * 8 + 8 + 8 * 2 + 2
+    linear = tasks.create("gaussian1d", latent_dim=2).make_generator((1,))
+    assert linear.head.linear.weight.shape == (1, 2)  # w·z + b with z in R²
+
+
+@pytest.mark.parametrize("kwargs, name", [({"features": "cubic"}, "features"),
+                                          ({"generator": "conv"}, "generator"),
+                                          ({"hidden": 0}, "hidden"), ({"depth": 0}, "depth"),
+                                          ({"latent_dim": 0}, "latent_dim")])
+def test_gaussian1d_network_options_are_checked(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        tasks.create("gaussian1d", **kwargs)
+
+
+def test_gaussian1d_exact_reference_needs_a_one_dimensional_z():
+    task = tasks.create("gaussian1d", latent_dim=2)
+    with pytest.raises(ValueError, match="latent_dim=2"):
+        task.expected_loss(task.make_generator((1,)), lambda x: x[:, 0])
+
+
+def test_batched_seeds_match_lone_runs_with_mlp_networks():
+    task = tasks.create("gaussian1d", features="mlp", generator="mlp", hidden=8)
+    kw = {"steps": 8, "eval_every": 4, "eval_samples": 64, "device": "cpu",
+          "latent": "uniform"}
+    for seed, h in zip([0, 1], train_seeds(task, "reparam", [0, 1], **kw), strict=True):
+        alone = train(task, "reparam", seed=seed, **kw)
+        pd.testing.assert_frame_equal(h[["w1", "g_loss", "d_loss"]],
+                                      alone[["w1", "g_loss", "d_loss"]])
 
 
 # -- TrainConfig: latent and update_order -----------------------------------------------------
@@ -130,6 +172,97 @@ def test_dirac_gan_alternating_stays_bounded():
     assert radius.max() / radius[0] < 1 + h and radius.min() / radius[0] > 1 - h
 
 
+# -- update-schedule: budgets at equal compute and the verdict ----------------------------
+def test_schedule_budgets_split_equal_compute_into_g_steps():
+    plan = us.budgets(2400, [1, 2, 5], eval_every=50)
+    assert plan["steps"] == {1: 1200, 2: 800, 5: 400}
+    assert plan["equal_steps"] == 400 and plan["eval_every"] == 50
+    assert us.budgets(2400, [1, 5])["eval_every"] == 200  # gcd of 600 and 200
+    with pytest.raises(ValueError, match="even number of G steps"):
+        us.budgets(2000, [1, 2])  # 2000 / 3 is not whole
+    with pytest.raises(ValueError, match="must divide"):
+        us.budgets(2400, [1, 5], eval_every=70)
+    with pytest.raises(ValueError, match="including 1"):
+        us.budgets(2400, [2, 5])
+
+
+def _schedule_curves(k5_shift: float, k5_moving: float = 0.0, seeds: int = 10
+                     ) -> pd.DataFrame:
+    """W1 along training for updates = 240 (k=1: 120 G steps, k=5: 40), read every 20 G
+    steps: every arm at 0.05 (seed noise 0.005) from step 20 on, k=5 shifted by
+    ``k5_shift`` and, at its T/2, by ``k5_moving`` more."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for arm, k, last in (("alternating, k=1", 1, 120), ("alternating, k=5", 5, 40),
+                         ("simultaneous, k=1", 1, 120)):
+        for s in range(seeds):
+            base = 0.05 + 0.005 * rng.standard_normal()
+            for step in range(0, last + 1, 20):
+                w1 = 0.8 if step == 0 else base + 0.001 * rng.standard_normal()
+                if k == 5 and step:
+                    w1 += k5_shift + (k5_moving if step == 20 else 0.0)
+                rows.append({"arm": arm, "k": k, "seed": s, "step": step,
+                             "updates": step * (k + 1), "lr_g": 0.01, "lr_d": 0.03,
+                             "w1": w1, "ks": math.nan})
+    return pd.DataFrame(rows)
+
+
+def _tuning() -> pd.DataFrame:
+    return pd.DataFrame([{"arm": f"{a} [lr_g=0.01, lr_d={lr}]", "seed": 20, "w1": 0.05,
+                          "schedule": a, "chosen": lr == 0.03}
+                         for a in ("alternating, k=1", "alternating, k=5",
+                                   "simultaneous, k=1") for lr in (0.01, 0.03)])
+
+
+def _dirac() -> pd.DataFrame:
+    return pd.DataFrame([{"order": o, "step": t, "theta": 0.0, "psi": 0.0,
+                          "radius": 0.01 * (g ** t)}
+                         for o, g in (("alternating", 1.0), ("simultaneous", 1.001))
+                         for t in range(11)])
+
+
+SCHEDULE = {**us.UpdateSchedule.quick, "seeds": 10, "tuning_seeds": 2, "updates": 240,
+            "d_steps": [1, 5], "eval_every": 20, "dirac_steps": 10}
+
+
+def test_schedule_views_read_both_budgets_of_both_views():
+    table = us.views(_schedule_curves(0.0), 240, 40)
+    steps = table.groupby(["arm", "budget"])["step"].first()
+    assert steps["equal compute: alternating, k=1", "T"] == 120
+    assert steps["equal compute: alternating, k=5", "T/2"] == 20
+    assert steps["equal G steps: alternating, k=1", "T"] == 40
+    assert steps["equal G steps: alternating, k=1", "T/2"] == 20
+
+
+def _schedule_data(k5_shift: float, k5_moving: float = 0.0) -> dict[str, pd.DataFrame]:
+    return {"curves": _schedule_curves(k5_shift, k5_moving), "dirac": _dirac(),
+            "tuning": _tuning()}
+
+
+def test_schedule_verdict_follows_the_data():
+    q = us.UpdateSchedule()
+    v = q.analyse(_schedule_data(0.0), SCHEDULE)
+    assert v.outcome == "equivalent" and v.answer.startswith("It makes no practical")
+    assert "k=5 is equivalent to k=1 both at equal compute and at equal G steps" in v.answer
+    assert "W1 after 20 G steps" in v.text and "after 120 updates" in v.text
+    v = q.analyse(_schedule_data(0.2), SCHEDULE)
+    assert v.numbers["equal_compute"]["alternating, k=5"]["outcome"] == "worse"
+    v = q.analyse(_schedule_data(0.0, k5_moving=0.5), SCHEDULE)
+    assert v.numbers["equal_compute"]["alternating, k=5"]["outcome"] == "budget-dependent"
+    assert "not settled against k=1" in v.answer
+    assert v.numbers["dirac_growth_per_step"]["simultaneous"] == pytest.approx(1.001)
+
+
+def test_schedule_answers_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(us.UpdateSchedule, "quick",
+                        {**SCHEDULE, "seeds": 3, "grid": {"lr_g": [0.01], "lr_d": [0.01, 0.1]},
+                         "eval_samples": 200})
+    answer = questions.ask("update-schedule")
+    questions.save(answer, tmp_path)
+    assert answer.answer and answer.convergence["arms"]
+    assert set(answer.table.groupby("arm")["step"].max()) == {120, 40}
+
+
 # -- linear-gan: the fixed point ------------------------------------------------------------
 @pytest.mark.parametrize("w", [0.0, 0.3, 2.0])
 def test_at_equal_means_the_best_linear_d_is_constant_and_g_gets_no_gradient(w):
@@ -164,27 +297,54 @@ def test_with_x_squared_the_scale_moves_towards_the_data_and_stops_there():
     assert best_discriminator(MU, S, MU, S, "quadratic")["seen"] == pytest.approx(0, abs=1e-12)
 
 
-def _linear_gan_table(w_linear: float, w_quadratic: float, n: int = 8) -> pd.DataFrame:
+def _linear_gan_table(w_linear: float, w_quadratic: float, n: int = 8,
+                      w_quadratic_half: float | None = None) -> pd.DataFrame:
+    """Both arms at T/2 and T; ``w_quadratic_half`` sets the quadratic arm's scale at T/2
+    (default: as at T, a converged run)."""
     rng = np.random.default_rng(0)
     rows = []
-    for label, w in (("D on linear", w_linear), ("D on quadratic", w_quadratic)):
-        for seed in range(n):
-            b = MU + 0.01 * rng.standard_normal()
-            ww = w * (1 + 0.01 * rng.standard_normal())
-            rows.append({"arm": label, "seed": seed, "b": b, "w": ww, "d_x": 0.0,
-                         "mean_error": b - MU,
-                         "scale_ratio": ww / S,
-                         "w1": 0.997 if w < 0.1 else 0.03 + 0.01 * rng.random(),
-                         "seen_by_linear": 0.0, "seen_by_quadratic": 0.5})
+    for budget, step in (("T/2", 1500), ("T", 3000)):
+        for label, w in (("D on x", w_linear), ("D on x, x²", w_quadratic)):
+            if budget == "T/2" and label == "D on x, x²" and w_quadratic_half is not None:
+                w = w_quadratic_half
+            for seed in range(n):
+                b = MU + 0.01 * rng.standard_normal()
+                ww = w * (1 + 0.01 * rng.standard_normal())
+                rows.append({"arm": label, "seed": seed, "budget": budget, "step": step,
+                             "b": b, "w": ww, "d_x": 0.0, "mean_error": b - MU,
+                             "scale_ratio": ww / S,
+                             "w1": (0.997 + 0.002 * rng.random() if w < 0.1
+                                    else 0.03 + abs(ww / S - 1) + 0.01 * rng.random()),
+                             "seen_by_linear": 0.0, "seen_by_quadratic": 0.5})
     return pd.DataFrame(rows)
 
 
 def test_linear_gan_verdict_follows_the_data():
     q, settings = LinearGAN(), dict(LinearGAN.quick)
     agree = q.analyse({"finals": _linear_gan_table(0.02, S)}, settings)
-    assert agree.outcome == "agrees" and "agree with" in agree.text
+    assert agree.outcome == "agrees" and agree.answer.startswith("No, not with a logistic D")
+    assert agree.convergence["all_converged"] and len(agree.convergence["arms"]) == 4
+    assert agree.changes and "**D on x**" in agree.text
     contra = q.analyse({"finals": _linear_gan_table(S, S)}, settings)  # linear D learns s
     assert contra.outcome == "disagrees"
+
+
+def test_linear_gan_is_budget_dependent_while_an_arm_still_moves():
+    q, settings = LinearGAN(), dict(LinearGAN.quick)
+    moving = q.analyse({"finals": _linear_gan_table(0.02, S, w_quadratic_half=0.5 * S)},
+                       settings)
+    assert moving.outcome == "budget-dependent"
+    assert moving.answer.startswith("Not decided")
+    assert not moving.convergence["all_converged"]
+    status = {(a["arm"], a["metric"]): a["status"] for a in moving.convergence["arms"]}
+    assert status[("D on x, x²", "scale_ratio")] == "moving"
+    assert status[("D on x", "w1")] == "converged"
+
+
+def test_linear_gan_refuses_checkpoints_that_miss_half_the_budget():
+    settings = {**LinearGAN.quick, "checkpoints": 5}
+    with pytest.raises(ValueError, match="checkpoints must be even"):
+        LinearGAN().experiment(settings, 0)
 
 
 # -- z-prior: what a prior's shape allows ------------------------------------------------------
@@ -224,13 +384,152 @@ def test_reparam_pushes_sigma_down_through_a_fixed_logistic_d():
     assert abs(float(g.mean()) - exact) < 5 * float(g.std()) / math.sqrt(n)
 
 
+def test_shared_scale_head_gives_one_sigma_for_every_z():
+    from gangrad.questions.learned_variance import SharedScaleHead, shared_scale
+    from gangrad.train.stacked import Stack
+
+    torch.manual_seed(4)
+    plain = tasks.create("gaussian1d").make_generator((2, 1))
+    torch.manual_seed(4)
+    G = shared_scale(tasks.create("gaussian1d")).make_generator((2, 1))
+    assert isinstance(G.head, SharedScaleHead)
+    z = torch.linspace(-3, 3, 7)[:, None]
+    out, ref = G(z), plain(z)
+    torch.testing.assert_close(out[:, 0], ref[:, 0])  # the location is the task's own
+    assert torch.all(out[:, 1] == G.head.linear.bias[1])  # log σ: the bias, whatever z
+    assert ref[:, 1].std() > 0.01  # where reparam's own head lets σ follow z
+    torch.manual_seed(5)
+    other = shared_scale(tasks.create("gaussian1d")).make_generator((2, 1))
+    zs = torch.stack([z, 2 * z])
+    stacked = Stack([G, other])(zs)
+    assert Stack([G, other]).grouped
+    torch.testing.assert_close(stacked, torch.stack([G(z), other(2 * z)]))
+    with pytest.raises(ValueError, match="location-and-log-scale"):
+        shared_scale(tasks.create("gaussian1d")).make_generator((1,))
+
+
+def _lv_table(learned_blind: float, learned_half: float | None = None, n: int = 8):
+    """learned-variance's finals at both budgets, W1 per arm: every arm at 0.04 but the
+    learned σ(z) with a blind D (``learned_blind``); ``learned_half`` moves the learned σ(z)
+    arm of the first setting at T/2."""
+    from gangrad.questions.learned_variance import LearnedVariance
+
+    rng = np.random.default_rng(1)
+    tails = 4.0 * rng.random(n)  # a seed's kurtosis where σ follows z, the same at T/2 and T
+    rows = []
+    for p in LearnedVariance.quick["plan"]:
+        arms = ["σ = 0", *[f"σ = {c:g}" for c in p["sigmas"]], "learned σ(z)",
+                "learned σ, shared"]
+        blind = "x²" in p["setting"]
+        for budget in ("T/2", "T"):
+            for arm in arms:
+                w1 = learned_blind if blind and arm == "learned σ(z)" else 0.04
+                if budget == "T/2" and not blind and arm == "learned σ(z)" and learned_half:
+                    w1 = learned_half
+                for seed in range(n):
+                    kurt = tails[seed] if w1 > 0.1 else 0.02 * rng.standard_normal()
+                    rows.append({"setting": p["setting"], "arm": f"{p['setting']}: {arm}",
+                                 "seed": seed, "budget": budget,
+                                 "step": p["steps"] // (2 if budget == "T/2" else 1),
+                                 "w1": w1 + 0.01 * rng.standard_normal() + 0.03 * kurt,
+                                 "kurtosis": kurt,
+                                 "sigma": 0.8 if arm.startswith("learned") else math.nan,
+                                 "log_sigma_spread": (0.5 if w1 > 0.1 else 0.0)
+                                 if arm == "learned σ(z)" else 0.0,
+                                 "corr_z_log_sigma": 1.0 if arm == "learned σ(z)" else math.nan})
+    return pd.DataFrame(rows)
+
+
+def test_learned_variance_verdict_follows_the_data():
+    from gangrad.questions.learned_variance import LearnedVariance
+
+    q, settings = LearnedVariance(), dict(LearnedVariance.quick)
+    v = q.analyse({"finals": _lv_table(0.15)}, settings)
+    assert v.outcome == "equivalent" and v.answer.startswith("Neither")
+    assert v.convergence["all_converged"]
+    blind = v.numbers["gaussian1d, D on x and x²"]
+    assert blind["against_sigma_0"]["learned σ(z)"]["outcome"] == "worse"
+    assert blind["spearman_kurtosis_vs_metric_learned"] > 0.7
+    assert "worse" in v.answer and "heavy tails" in v.answer
+    moving = q.analyse({"finals": _lv_table(0.15, learned_half=0.5)}, settings)
+    assert moving.outcome == "budget-dependent" and moving.answer.startswith("Not decided")
+
+
+def _zp_table(uniform_mlp: float, n: int = 8) -> pd.DataFrame:
+    """z-prior's finals: W1 per arm at both budgets (converged), the uniform arm of the MLP
+    G at ``uniform_mlp``."""
+    from gangrad.questions.z_prior import ZPrior
+
+    rng = np.random.default_rng(2)
+    value = {"z normal": 0.04, "z uniform": 0.19, "z none": 1.0}
+    rows = []
+    for p in ZPrior.quick["plan"]:
+        mlp = p["params"].get("generator") == "mlp"
+        arms = [f"z {lat}" for lat in p["latents"]] + [f"z normal, dim {d}" for d in p["dims"]]
+        for budget in ("T/2", "T"):
+            for arm in arms:
+                w1 = uniform_mlp if mlp and arm == "z uniform" else value.get(arm, 0.04)
+                for seed in range(n):
+                    # a point mass driven around by D: unsettled, but never below its floor
+                    drift = 2 * rng.random() if arm == "z none" and budget == "T" else 0.0
+                    rows.append({"setting": p["setting"], "arm": f"{p['setting']}: {arm}",
+                                 "seed": seed, "budget": budget,
+                                 "step": p["steps"] // (2 if budget == "T/2" else 1),
+                                 "w1": w1 + drift + 0.01 * rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+def test_z_prior_verdict_follows_the_data():
+    from gangrad.questions.z_prior import ZPrior
+
+    q, settings = ZPrior(), dict(ZPrior.quick)
+    same = q.analyse(_zp_table(0.04), settings)
+    assert same.outcome == "equivalent"
+    status = {a["arm"]: a["status"] for a in same.convergence["arms"]}
+    assert status["gaussian1d, linear G: z none"] != "converged"
+    assert all(v == "converged" for k, v in status.items() if not k.endswith("z none"))
+    assert same.answer.startswith("G needs z because without it G emits one point")
+    assert "N(0, 1) ends better than uniform" in same.answer  # linear G: forced
+    assert "does not matter there" in same.answer  # latent dimensions all equivalent
+    linear = same.numbers["gaussian1d, linear G"]
+    assert linear["runs_below_floor"] == {"z none": 0, "z uniform": 0}
+    assert linear["worse_at_any_budget_by_floor"] == {"z none": True, "z uniform": True}
+    assert "worse at any budget" in same.answer
+    worse = q.analyse(_zp_table(0.3), settings)  # uniform worse even with an MLP G
+    assert worse.outcome == "better"
+
+
+def test_a_budget_dependent_comparison_does_not_promise_seeds():
+    """An arm still moving between T/2 and T is not decided by more seeds: its sentence
+    gives both budgets and no seed count; a settled undetermined comparison keeps it."""
+    from gangrad.questions._arms import decide
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for budget, step, moved in (("T/2", 500, 0.5), ("T", 1000, 0.0)):
+        for seed in range(8):
+            rows.append({"arm": "ref", "seed": seed, "budget": budget, "step": step,
+                         "w1": 0.1 + 0.001 * rng.standard_normal()})
+            rows.append({"arm": "a", "seed": seed, "budget": budget, "step": step,
+                         "w1": 0.1 + moved + 0.08 * rng.standard_normal()})
+    dec = decide(pd.DataFrame(rows), ["a"], "ref", "w1", False, 0.05)
+    assert dec.outcomes["a"] == "budget-dependent" and dec.end["a"].outcome == "undetermined"
+    assert dec.convergence["a"].status == "moving"
+    assert "more seeds" not in dec.sentence("a") and "at T/2" in dec.sentence("a")
+    settled = pd.DataFrame([r for r in rows if r["budget"] == "T"])
+    settled = pd.concat([settled, settled.assign(budget="T/2", step=500)])
+    kept = decide(settled, ["a"], "ref", "w1", False, 0.05)
+    assert kept.outcomes["a"] == "undetermined" and "more seeds" in kept.sentence("a")
+
+
 # -- the questions end to end (quick sizes) ----------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("name, outcomes", [
     ("linear-gan", {"agrees"}),
-    ("update-schedule", {"better", "worse", "equivalent", "undetermined"}),
-    ("z-prior", {"better", "worse", "equivalent", "undetermined"}),
-    ("learned-variance", {"better", "worse", "equivalent", "undetermined"}),
+    ("update-schedule", {"better", "worse", "equivalent", "undetermined", "budget-dependent"}),
+    ("z-prior", {"better", "worse", "equivalent", "undetermined", "budget-dependent"}),
+    ("learned-variance", {"better", "worse", "equivalent", "undetermined",
+                          "budget-dependent"}),
 ])
 def test_quick_answers(name, outcomes, tmp_path):
     answer = questions.ask(name)

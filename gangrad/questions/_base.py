@@ -1,7 +1,11 @@
 """The question contract, stated once.
 
 A question is a named empirical question with its experiment, its analysis and a verdict
-computed from the data (never a fixed sentence), and its figure::
+computed from the data (never a fixed sentence), and its figure. What a reader gets,
+in this order: one plain sentence that answers the question as asked (``answer``), the
+numbers with their intervals (``text``), the convergence check behind every
+training-based arm at both budgets (``convergence``), the figure, and what would change
+the answer (``changes``)::
 
     class MyQuestion(AbstractQuestion):
         name = "my-question"                          # the key of ``gangrad ask``
@@ -20,6 +24,12 @@ runs the three in order and returns the :class:`Answer` that ``gangrad ask`` wri
 ``Data`` is a DataFrame or a dict of them; :meth:`table` picks the one that is saved as
 the answer's CSV. Statistics come from :mod:`gangrad.stats`, figures follow
 :mod:`gangrad.plotting`, training goes through :mod:`gangrad.train`.
+
+Training-based verdicts follow the convergence rule of :mod:`gangrad.stats` (every arm read
+at ``T/2`` and ``T``; an outcome is stated only when every arm converged and it is the same
+at both budgets, else it is ``budget-dependent`` and both results are shown);
+:mod:`gangrad.questions._arms` trains arms over common seeds and applies it. Arms get the
+same tuning budget, and D must be able to see what the comparison is about.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
+from gangrad._provenance import pinned_threads, result_threads
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -41,14 +53,26 @@ Data = pd.DataFrame | dict[str, pd.DataFrame]
 
 @dataclass
 class Verdict:
-    """What the analysis concludes: the sentence, and the numbers behind it."""
+    """What the analysis concludes: the answer in one sentence, the numbers behind it, the
+    convergence check of its training runs, and what would change it."""
 
+    #: the numbers with their intervals (Markdown: short paragraphs or a bullet list)
     text: str
     numbers: dict[str, Any]
     #: the decision the verdict rests on: a comparison's outcome (``better``, ``worse``,
-    #: ``equivalent``, ``undetermined``, from :mod:`gangrad.stats`) or, where the question
-    #: checks theory rather than comparing two arms, ``agrees``/``disagrees`` with it
+    #: ``equivalent``, ``undetermined``, from :mod:`gangrad.stats`), ``budget-dependent``
+    #: where a training-based outcome does not hold at both budgets or an arm did not
+    #: converge, or, where the question checks theory rather than comparing two arms,
+    #: ``agrees``/``disagrees`` with it
     outcome: str = "undetermined"
+    #: one plain sentence that answers the question as asked, before any number
+    answer: str = ""
+    #: the check behind every training-based arm at both budgets: ``{"rule": ...,
+    #: "arms": [Convergence.numbers(), ...]}``; ``{"rule": "not training-based: ..."}``
+    #: for a question that trains nothing
+    convergence: dict[str, Any] = field(default_factory=dict)
+    #: what would change the answer (a setting, a budget, a different D, ...)
+    changes: str = ""
 
 
 @dataclass
@@ -66,6 +90,16 @@ class Answer:
     origin: str = ""
     outcome: str = "undetermined"
     runtime_s: float = float("nan")
+    answer: str = ""
+    convergence: dict[str, Any] = field(default_factory=dict)
+    changes: str = ""
+
+
+def _first_sentence(text: str) -> str:
+    """A verdict without its own answer sentence: the first sentence of its text."""
+    head = text.strip().split("\n", 1)[0]
+    cut = head.find(". ")
+    return head if cut < 0 else head[:cut + 1]
 
 
 class AbstractQuestion(abc.ABC):
@@ -78,16 +112,20 @@ class AbstractQuestion(abc.ABC):
     full: ClassVar[dict[str, Any]]
 
     def answer(self, full: bool = False, seed: int = 0) -> Answer:
-        """Run the experiment (``full``: the GPU-sized one), analyse it, draw it."""
+        """Run the experiment (``full``: the GPU-sized one), analyse it, draw it, with
+        torch's thread count pinned (:func:`gangrad._provenance.result_threads`) so that the
+        numbers repeat from ``seed``."""
         settings = dict(self.full if full else self.quick)
         start = time.perf_counter()
-        data = self.experiment(settings, seed)
-        verdict = self.analyse(data, settings)
+        with pinned_threads(result_threads()):
+            data = self.experiment(settings, seed)
+            verdict = self.analyse(data, settings)
         figure, caption = self.figure(data, settings)
         return Answer(self.name, self.question, verdict.text, verdict.numbers,
                       self.table(data), figure, caption,
                       {"full": full, "seed": seed, **settings}, self.origin, verdict.outcome,
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, verdict.answer or _first_sentence(
+                          verdict.text), verdict.convergence, verdict.changes)
 
     def table(self, data: Data) -> pd.DataFrame:
         """The data saved beside the answer (``NAME.csv``): the frame, or the first one."""
