@@ -110,6 +110,14 @@ def diff_records(committed: Any, computed: Any, path: str = "") -> list[str]:
     if isinstance(committed, numbers) and isinstance(computed, numbers):
         return [] if _same_number(committed, computed) else [
             f"{where}: committed {committed!r} != computed {computed!r}"]
+    if isinstance(committed, str) and isinstance(computed, str) and committed != computed:
+        # long texts that differ late: show both from a little before the first difference
+        first = next((i for i, (a, b) in enumerate(zip(committed, computed, strict=False))
+                      if a != b), min(len(committed), len(computed)))
+        start = max(0, first - 40)
+        lead = f" (from character {start})" if start else ""
+        return [f"{where}{lead}: committed {_short(committed[start:])} != computed "
+                f"{_short(computed[start:])}"]
     if committed != computed:
         return [f"{where}: committed {_short(committed)} != computed {_short(computed)}"]
     return []

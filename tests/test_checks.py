@@ -104,6 +104,11 @@ def test_records_compare_numbers_within_tolerance_and_texts_exactly():
                                {"settings": {"wall_seconds": 9.0, "steps": 3}}) == []
     assert checks.diff_records({"t": "x"}, {"t": "y", "new": 1}) == [
         "new: not committed, computed 1", "t: committed 'x' != computed 'y'"]
+    # a long text that differs late is shown from just before the difference
+    head = "a" * 300
+    [line] = checks.diff_records({"t": head + "yes."}, {"t": head + "no."})
+    assert line == "t (from character 260): committed '" + "a" * 40 + "yes.' != computed '" \
+        + "a" * 40 + "no.'"
 
 
 def test_report_tables_leave_out_times_and_compare_the_rest():
