@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 import time
@@ -205,7 +206,11 @@ def check_reproductions(names: Iterable[str] | None = None, out_dir: str | Path 
 
 def diff_tables(committed: pd.DataFrame, computed: pd.DataFrame, name: str) -> list[str]:
     """Differences between two report tables, volatile columns left out (see
-    :data:`VOLATILE_COLUMNS`); rows are compared in order."""
+    :data:`VOLATILE_COLUMNS`); rows are compared in order, except that a table of cells
+    (with a ``cell_id``) is compared by cell, since workers finish cells in any order."""
+    if "cell_id" in committed.columns and "cell_id" in computed.columns:
+        committed = committed.sort_values("cell_id", kind="stable", ignore_index=True)
+        computed = computed.sort_values("cell_id", kind="stable", ignore_index=True)
     keep = [c for c in committed.columns if not VOLATILE_COLUMNS.match(c)]
     extra = sorted(set(computed.columns) - set(committed.columns))
     out = [f"{name}: column {c} computed, not committed" for c in extra
@@ -233,6 +238,10 @@ def check_report(suite: str = "quick", committed_dir: str | Path | None = None,
     if not (committed_dir / "tables").is_dir():
         result.missing = True
         return result
+    if workers is None:  # as `gangrad run`: one per core on the CPU, one to drive a GPU
+        import torch
+
+        workers = 1 if torch.cuda.is_available() else min(os.cpu_count() or 1, 8)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "check.sqlite"

@@ -124,3 +124,20 @@ def test_unknown_targets_and_names_are_refused_before_work(capsys):
     assert "unknown check target" in capsys.readouterr().err
     assert cli.main(["check", "questions", "--only", "no-such-question"]) == 2
     assert "unknown name" in capsys.readouterr().err
+
+
+def test_a_suite_report_check_reruns_the_suite_with_the_default_workers(tiny_run, tmp_path):
+    """`gangrad check SUITE` (no --workers) reruns the suite into a temporary store and
+    finds the committed tables equal; one changed number makes them stale."""
+    from gangrad.report import build_report
+
+    folder, store = tiny_run
+    committed = build_report("tiny", store, tmp_path).directory
+    [result] = [checks.check_report(str(folder / "tiny.toml"), committed, say=lambda _: None)]
+    assert result.ok, result.differences
+    summary = committed / "tables" / "summary.csv"
+    table = pd.read_csv(summary)
+    table.loc[0, "mean"] += 1.0
+    table.to_csv(summary, index=False)
+    result = checks.check_report(str(folder / "tiny.toml"), committed, say=lambda _: None)
+    assert [d.split(":")[0] for d in result.differences] == ["summary.csv[0].mean"]
