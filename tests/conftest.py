@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from gangrad import tasks
 from gangrad.runner import run_suite
 
 # Two tasks, a σ grid, a row-coupled baseline: every runner path in a few seconds.
@@ -56,3 +58,15 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     store = tmp / "s.sqlite"
     run_suite(write_suite(tmp), store=store, progress=False)
     return tmp, store
+
+
+def linear_pair(seed: int = 0):
+    """``(task, G, D)``: gaussian1d's linear G (seeded) and its logistic D fixed at
+    D(x) = σ(1.5x − 3), for the differentiable-d tests."""
+    task = tasks.create("gaussian1d")
+    torch.manual_seed(seed)
+    G, D = task.make_generator((1,)), task.make_discriminator()
+    with torch.no_grad():
+        D.linear.weight.fill_(1.5)
+        D.linear.bias.fill_(-3.0)
+    return task, G, D

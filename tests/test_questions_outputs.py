@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from _stats import Z, mean_within
+from conftest import linear_pair
 
 from gangrad import tasks
 from gangrad.losses import generator_loss
@@ -89,22 +90,12 @@ def test_smoothing_analysis_says_when_the_bias_rate_disagrees():
 
 
 # -- differentiable-d --------------------------------------------------------------------
-def _linear_pair(seed: int = 0):
-    task = tasks.create("gaussian1d")
-    torch.manual_seed(seed)
-    G, D = task.make_generator((1,)), task.make_discriminator()
-    with torch.no_grad():
-        D.linear.weight.fill_(1.5)
-        D.linear.bias.fill_(-3.0)
-    return task, G, D
-
-
 def test_parameter_space_gradient_is_unbiased_for_the_parameter_smoothed_objective():
     """Through a G whose output is rounded (backprop gradient exactly 0), the mean of the
     mirrored ES estimates equals the closed form over the rounding cells with the per-row
     scale σ√(z² + 1); each replicate is an independent estimate, so the check is the mean
     within 5 standard errors."""
-    task, G, D = _linear_pair()
+    task, G, D = linear_pair()
     z = task.sample_latent(32, generator=torch.Generator().manual_seed(2))
     Gq = dd.Quantized(G, dd.STEP, before=False)
     f = generator_loss("nonsaturating", D)
@@ -121,7 +112,7 @@ def test_parameter_space_gradient_is_unbiased_for_the_parameter_smoothed_objecti
 def test_parameter_space_gradient_of_a_smooth_cost_tends_to_backprop():
     """For a differentiable G and D the estimate's mean is the σ-smoothed gradient, within
     O(σ²) of backprop: at σ = 1e-3 the difference is below the estimate's own noise."""
-    task, G, D = _linear_pair(1)
+    task, G, D = linear_pair(1)
     z = task.sample_latent(64, generator=torch.Generator().manual_seed(4))
     f = generator_loss("nonsaturating", D)
     backprop = torch.cat([g.reshape(-1) for g in torch.autograd.grad(

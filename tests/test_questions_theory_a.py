@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 import torch
+from conftest import linear_pair
 
 from gangrad import tasks
 from gangrad.losses import generator_loss
@@ -78,18 +79,8 @@ def test_smoothing_slopes_match_theory_on_gaussian1d():
 
 
 # -- differentiable-d --------------------------------------------------------------------
-def _linear_pair(seed: int = 0):
-    task = tasks.create("gaussian1d")
-    torch.manual_seed(seed)
-    G, D = task.make_generator((1,)), task.make_discriminator()
-    with torch.no_grad():
-        D.linear.weight.fill_(1.5)
-        D.linear.bias.fill_(-3.0)
-    return task, G, D
-
-
 def test_pathwise_gradient_through_a_quantized_d_is_exactly_zero():
-    task, G, D = _linear_pair()
+    task, G, D = linear_pair()
     z = task.sample_latent(256, generator=torch.Generator().manual_seed(1))
     f = generator_loss("nonsaturating", dd.Quantized(D))
     grads = torch.autograd.grad(f(G(z)).mean(), list(G.parameters()))
@@ -102,7 +93,7 @@ def test_pathwise_gradient_through_a_quantized_d_is_exactly_zero():
 def test_exact_quantized_gradient_matches_a_monte_carlo_score_function():
     """The closed form over rounding cells against REINFORCE with many draws: for the
     bias b of a linear G, ∂/∂b E f(⌊(μ_i + σε)/h⌉h) = E[f(·)·ε]/σ."""
-    task, G, D = _linear_pair()
+    task, G, D = linear_pair()
     sigma, h = 0.3, dd.STEP
     z = task.sample_latent(16, generator=torch.Generator().manual_seed(2))
     exact = dd.exact_quantized_gradient(G, D, z, sigma, h)  # (weight, bias)
